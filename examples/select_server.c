@@ -23,15 +23,19 @@
 enum { BACKLOG = 10, BUFFER_SIZE = 1024, MAX_GREETING = 65536, MAX_COUNT = 1000000 };
 enum { DEFAULT_COUNT = 5, DEFAULT_TIMEOUT = 5, MAX_TIMEOUT = 86400 };
 
-#define USAGE                                                                                  \
-    "usage: select_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT] [-t SECONDS]\n" \
-    "  -4, -6      IPv4 (default) or IPv6\n"                                                   \
-    "  -u PATH     a UNIX stream socket at PATH instead of IP\n"                               \
-    "  -H HOST     address to listen on (default localhost)\n"                                 \
-    "  -p PORT     port to listen on (default 2525; 0 picks a free one)\n"                     \
-    "  -m TEXT     greeting for each client (default \"Hello!\" and a newline; - reads stdin)\n" \
-    "  -n COUNT    exit after this many clients have disconnected (default 5; 0 = never)\n"    \
-    "  -t SECONDS  print \"Select timed out.\" after this long without events (default 5; 0 = never)\n"
+/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+
+#define USAGE                                                                             \
+    "usage: select_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n" \
+    "                     [-t SECONDS]\n"                                                 \
+    "  -4, -6      IPv4 (default) or IPv6\n"                                              \
+    "  -u PATH     a UNIX stream socket at PATH instead of IP\n"                          \
+    "  -H HOST     address to listen on (default localhost)\n"                            \
+    "  -p PORT     port to listen on (default 2525; 0 picks a free one)\n"                \
+    "  -m TEXT     greeting (default \"Hello!\" and a newline; - reads stdin)\n"          \
+    "  -n COUNT    exit once this many clients have left (default 5; 0 = never)\n"        \
+    "  -t SECONDS  say \"Select timed out.\" after this long idle (default 5; 0 = never)\n"
 
 struct options {
     int family; /* AF_INET, AF_INET6 or AF_UNIX */
@@ -48,8 +52,8 @@ union socket_address {
 };
 
 static struct options parse_options(int argc, char **argv) {
-    struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, GREETING,
-                              DEFAULT_COUNT, DEFAULT_TIMEOUT};
+    struct options options = {AF_INET,  DEFAULT_HOST,  DEFAULT_PORT,   NULL,
+                              GREETING, DEFAULT_COUNT, DEFAULT_TIMEOUT};
     int host_or_port_given = 0, option;
     opterr = 0; /* we print our own one-line errors */
     while ((option = getopt(argc, argv, ":h46u:H:p:m:n:t:")) != -1) {
@@ -57,9 +61,19 @@ static struct options parse_options(int argc, char **argv) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
         case '4': options.family = AF_INET; break;
         case '6': options.family = AF_INET6; break;
-        case 'u': options.family = AF_UNIX; options.path = optarg; break;
-        case 'H': options.host = optarg; host_or_port_given = 1; break;
-        case 'p': parse_number(optarg, "port", 65535); options.port = optarg; host_or_port_given = 1; break;
+        case 'u':
+            options.family = AF_UNIX;
+            options.path = optarg;
+            break;
+        case 'H':
+            options.host = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'p':
+            parse_number(optarg, "port", 65535);
+            options.port = optarg;
+            host_or_port_given = 1;
+            break;
         case 'm': options.greeting = optarg; break;
         case 'n': options.count = parse_number(optarg, "count", MAX_COUNT); break;
         case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
@@ -71,9 +85,8 @@ static struct options parse_options(int argc, char **argv) {
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
     if (options.path && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
-        usage_error("socket path too long (at most %zu bytes): %s",
-                    sizeof ((struct sockaddr_un *)0)->sun_path - 1, options.path);
+    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
     return options;
 }
 
@@ -121,9 +134,7 @@ static void print_ready_line(int sock, const struct options *options) {
 /* Our socket file, removed when we exit: a UNIX socket leaves a file behind. */
 static const char *socket_file;
 
-static void remove_socket_file(void) {
-    unlink(socket_file);
-}
+static void remove_socket_file(void) { unlink(socket_file); }
 
 static void remove_socket_file_and_die(int signal_number) {
     unlink(socket_file); /* unlink, signal and raise are safe inside a handler */
@@ -213,8 +224,8 @@ int main(int argc, char **argv) {
          * the peer's close, or an error) or the timeout passes. select also changes the
          * timeout on some systems, so set it on every turn too. */
         struct timeval timeout = {.tv_sec = options.timeout};
-        int event_count = select(highest + 1, &read_set, NULL, NULL,
-                                 options.timeout > 0 ? &timeout : NULL);
+        int event_count =
+            select(highest + 1, &read_set, NULL, NULL, options.timeout > 0 ? &timeout : NULL);
         if (event_count == -1 && errno == EINTR)
             continue; /* a signal interrupted the wait: not an error, just wait again */
         if (event_count == -1)

@@ -1,6 +1,5 @@
-/* socket_helpers.h: what every example needs and the tutorial leaves to you.
- * Errors: "program: what: why" on stderr, then exit. EINTR: a signal can interrupt any
- * blocking call; retry it. Partial I/O: send and recv may move fewer bytes than asked.
+/* socket_helpers.h: errors ("program: what: why", then exit), EINTR (a signal interrupts a
+ * blocking call: retry it) and partial I/O (send and recv may move fewer bytes than asked).
  * Each program defines _POSIX_C_SOURCE 200809L before including this file. */
 #ifndef SOCKET_HELPERS_H
 #define SOCKET_HELPERS_H
@@ -19,10 +18,13 @@ enum { EXIT_USAGE = 2, IO_CHUNK_SIZE = 16384 };
 
 /* Evaluate a blocking call again for as long as a signal interrupts it. */
 #define RETRY_ON_EINTR(result, call) \
-    do (result) = (call); while ((result) == -1 && errno == EINTR)
+    do                               \
+        (result) = (call);           \
+    while ((result) == -1 && errno == EINTR)
 
-static const char *program_name = "example"; /* main sets it from argv[0] */
+static const char *program_name = "example";
 
+/* Name errors after the program, without its directory. */
 static inline void set_program_name(const char *argv0) {
     const char *slash = strrchr(argv0, '/');
     program_name = slash ? slash + 1 : argv0;
@@ -35,9 +37,7 @@ static inline _Noreturn void fail(const char *what, const char *why) {
 }
 
 /* Like perror, then exit 1: call it right after a call that set errno. */
-static inline _Noreturn void die(const char *what) {
-    fail(what, strerror(errno));
-}
+static inline _Noreturn void die(const char *what) { fail(what, strerror(errno)); }
 
 /* A bad command line: one line (printf format) on stderr, exit 2. */
 static inline _Noreturn void usage_error(const char *format, ...) {
@@ -60,13 +60,10 @@ static inline long parse_number(const char *text, const char *what, long max) {
     return value;
 }
 
-/* A send to a peer that has gone raises SIGPIPE, which kills silently. We ignore it for the
- * whole process instead of passing MSG_NOSIGNAL to each send: SIG_IGN is POSIX everywhere
- * (MSG_NOSIGNAL is missing on macOS, SO_NOSIGPIPE on Linux) and it also covers writes to a
- * closed stdout pipe. The send then fails with EPIPE, and we report it. */
-static inline void ignore_sigpipe(void) {
-    signal(SIGPIPE, SIG_IGN);
-}
+/* A send to a peer that has gone raises SIGPIPE, which kills silently; ignored, the send
+ * fails with EPIPE and we report it. SIG_IGN is POSIX everywhere and covers stdout too;
+ * MSG_NOSIGNAL (per send) is missing on macOS, SO_NOSIGPIPE (per socket) on Linux. */
+static inline void ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
 /* recv, retried on EINTR. Returns the bytes read, 0 at end of stream, or -1. */
 static inline ssize_t recv_retry(int sock, void *buffer, size_t size) {
@@ -75,8 +72,7 @@ static inline ssize_t recv_retry(int sock, void *buffer, size_t size) {
     return bytes_read;
 }
 
-/* Send every byte: send may take only part of the buffer, or be interrupted before any.
- * Returns 0 when all is sent, or -1 with errno set (EPIPE: the peer has gone). */
+/* Send every byte, however many calls it takes. Returns 0, or -1 with errno set. */
 static inline int send_all(int sock, const void *data, size_t size) {
     const char *next = data;
     while (size > 0) {
@@ -90,9 +86,8 @@ static inline int send_all(int sock, const void *data, size_t size) {
     return 0;
 }
 
-/* Copy the stream to `out` until the peer shuts down its sending side (recv returns 0).
- * A stream keeps no message boundaries: each recv returns whatever has arrived so far.
- * Returns 0 at end of stream, or -1 with errno set (EAGAIN: a receive timeout passed). */
+/* Copy the stream to `out` as it arrives, in whatever pieces, until the peer shuts down its
+ * sending side (recv returns 0). Returns 0, or -1 with errno set (EAGAIN: timeout). */
 static inline int receive_until_eof(int sock, FILE *out) {
     char buffer[IO_CHUNK_SIZE];
     ssize_t bytes_read;
@@ -102,8 +97,7 @@ static inline int receive_until_eof(int sock, FILE *out) {
     return bytes_read == 0 ? 0 : -1;
 }
 
-/* Send everything `input` holds (stdin for "-m -") chunk by chunk, so memory stays the
- * same whatever its size. Returns 0, or -1 with errno set. */
+/* Send all that `input` holds, chunk by chunk, whatever its size. Returns 0, or -1. */
 static inline int send_until_eof(int sock, int input) {
     char buffer[IO_CHUNK_SIZE];
     ssize_t bytes_read;
@@ -116,8 +110,8 @@ static inline int send_until_eof(int sock, int input) {
     }
 }
 
-/* Read all of `input` (stdin for "-m -") into buffer. Returns its size, or -1 with errno set:
- * EMSGSIZE when it fills the buffer, so pass one byte more than the longest you accept. */
+/* Read all of `input` into buffer. Returns its size, or -1 (errno EMSGSIZE when it fills
+ * the buffer: pass one byte more than the longest you accept). */
 static inline ssize_t read_whole(int input, char *buffer, size_t size) {
     size_t filled = 0;
     for (;;) {
@@ -133,8 +127,9 @@ static inline ssize_t read_whole(int input, char *buffer, size_t size) {
     }
 }
 
-/* connect, surviving EINTR. An interrupted connect goes on in the background, so calling it
- * again answers EALREADY (still going) or EISCONN (done): then wait and ask SO_ERROR. */
+/* connect, surviving EINTR. The handshake goes on after an interruption, so the next call
+ * may wait again (Linux), answer EISCONN (done) or EALREADY (still going: wait for it to
+ * finish, then read its result from SO_ERROR), depending on the system. */
 static inline int connect_retry(int sock, const struct sockaddr *address, socklen_t length) {
     int result;
     RETRY_ON_EINTR(result, connect(sock, address, length));

@@ -19,14 +19,17 @@
 #define REPLY "Thanks! Bye."
 enum { MAX_TIMEOUT = 86400 };
 
-#define USAGE                                                                               \
+/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+
+#define USAGE                                                                                 \
     "usage: tcp_client [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-t SECONDS] [-e]\n" \
-    "  -4, -6      IPv4 (default) or IPv6\n"                                                \
-    "  -u PATH     connect to the UNIX stream socket at PATH instead of IP\n"               \
-    "  -H HOST     the server's host (default localhost)\n"                                 \
-    "  -p PORT     the server's port (default 2525)\n"                                      \
-    "  -m TEXT     reply to send (default \"Thanks! Bye.\"; - sends all of stdin)\n"        \
-    "  -t SECONDS  give up when nothing arrives for this long (default 0 = never)\n"        \
+    "  -4, -6      IPv4 (default) or IPv6\n"                                                  \
+    "  -u PATH     connect to the UNIX stream socket at PATH instead of IP\n"                 \
+    "  -H HOST     the server's host (default localhost)\n"                                   \
+    "  -p PORT     the server's port (default 2525)\n"                                        \
+    "  -m TEXT     reply to send (default \"Thanks! Bye.\"; - sends all of stdin)\n"          \
+    "  -t SECONDS  give up when nothing arrives for this long (default 0 = never)\n"          \
     "  -e          echo mode: send first, then print all the server sends back\n"
 
 struct options {
@@ -45,9 +48,19 @@ static struct options parse_options(int argc, char **argv) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
         case '4': options.family = AF_INET; break;
         case '6': options.family = AF_INET6; break;
-        case 'u': options.family = AF_UNIX; options.path = optarg; break;
-        case 'H': options.host = optarg; host_or_port_given = 1; break;
-        case 'p': parse_number(optarg, "port", 65535); options.port = optarg; host_or_port_given = 1; break;
+        case 'u':
+            options.family = AF_UNIX;
+            options.path = optarg;
+            break;
+        case 'H':
+            options.host = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'p':
+            parse_number(optarg, "port", 65535);
+            options.port = optarg;
+            host_or_port_given = 1;
+            break;
         case 'm': options.reply = optarg; break;
         case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
         case 'e': options.echo_mode = 1; break;
@@ -59,9 +72,8 @@ static struct options parse_options(int argc, char **argv) {
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
     if (options.path && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
-        usage_error("socket path too long (at most %zu bytes): %s",
-                    sizeof ((struct sockaddr_un *)0)->sun_path - 1, options.path);
+    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
     return options;
 }
 

@@ -20,12 +20,15 @@
 #define GREETING "Hello!"
 enum { BACKLOG = 10, MAX_COUNT = 1000000 };
 
-#define USAGE                                                                         \
+/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+
+#define USAGE                                                                          \
     "usage: tcp_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n" \
-    "  -4, -6     IPv4 (default) or IPv6\n"                                           \
-    "  -u PATH    a UNIX stream socket at PATH instead of IP\n"                       \
-    "  -H HOST    address to listen on (default localhost)\n"                         \
-    "  -p PORT    port to listen on (default 2525; 0 picks a free one)\n"             \
+    "  -4, -6     IPv4 (default) or IPv6\n"                                            \
+    "  -u PATH    a UNIX stream socket at PATH instead of IP\n"                        \
+    "  -H HOST    address to listen on (default localhost)\n"                          \
+    "  -p PORT    port to listen on (default 2525; 0 picks a free one)\n"              \
     "  -m TEXT    greeting to send (default \"Hello!\"; - sends all of stdin)\n"       \
     "  -n COUNT   clients to serve, one after another (default 1; 0 = forever)\n"
 
@@ -52,9 +55,19 @@ static struct options parse_options(int argc, char **argv) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
         case '4': options.family = AF_INET; break;
         case '6': options.family = AF_INET6; break;
-        case 'u': options.family = AF_UNIX; options.path = optarg; break;
-        case 'H': options.host = optarg; host_or_port_given = 1; break;
-        case 'p': parse_number(optarg, "port", 65535); options.port = optarg; host_or_port_given = 1; break;
+        case 'u':
+            options.family = AF_UNIX;
+            options.path = optarg;
+            break;
+        case 'H':
+            options.host = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'p':
+            parse_number(optarg, "port", 65535);
+            options.port = optarg;
+            host_or_port_given = 1;
+            break;
         case 'm': options.greeting = optarg; break;
         case 'n': options.count = parse_number(optarg, "count", MAX_COUNT); break;
         case ':': usage_error("option -%c needs an argument", optopt);
@@ -65,9 +78,8 @@ static struct options parse_options(int argc, char **argv) {
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
     if (options.path && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
-        usage_error("socket path too long (at most %zu bytes): %s",
-                    sizeof ((struct sockaddr_un *)0)->sun_path - 1, options.path);
+    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
     if (strcmp(options.greeting, "-") == 0 && options.count != 1)
         usage_error("-m - reads stdin once, so it needs -n 1");
     return options;
@@ -117,9 +129,7 @@ static void print_ready_line(int sock, const struct options *options) {
 /* Our socket file, removed when we exit: a UNIX socket leaves a file behind. */
 static const char *socket_file;
 
-static void remove_socket_file(void) {
-    unlink(socket_file);
-}
+static void remove_socket_file(void) { unlink(socket_file); }
 
 static void remove_socket_file_and_die(int signal_number) {
     unlink(socket_file); /* unlink, signal and raise are safe inside a handler */

@@ -20,13 +20,16 @@
 #define REPLY "got it!"
 enum { BUFFER_SIZE = 1024, MAX_DATAGRAM = 65507, MAX_COUNT = 1000000 };
 
-#define USAGE                                                                     \
+/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+
+#define USAGE                                                                            \
     "usage: udp_receiver [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n" \
-    "  -4, -6     IPv4 (default) or IPv6\n"                                       \
-    "  -u PATH    a UNIX datagram socket at PATH instead of IP\n"                 \
-    "  -H HOST    address to bind (default localhost)\n"                          \
-    "  -p PORT    port to bind (default 8765; 0 picks a free one)\n"              \
-    "  -m TEXT    reply to send (default \"got it!\"; - reads it from stdin)\n"   \
+    "  -4, -6     IPv4 (default) or IPv6\n"                                              \
+    "  -u PATH    a UNIX datagram socket at PATH instead of IP\n"                        \
+    "  -H HOST    address to bind (default localhost)\n"                                 \
+    "  -p PORT    port to bind (default 8765; 0 picks a free one)\n"                     \
+    "  -m TEXT    reply to send (default \"got it!\"; - reads it from stdin)\n"          \
     "  -n COUNT   datagrams to answer before exiting (default 1; 0 = forever)\n"
 
 struct options {
@@ -52,9 +55,19 @@ static struct options parse_options(int argc, char **argv) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
         case '4': options.family = AF_INET; break;
         case '6': options.family = AF_INET6; break;
-        case 'u': options.family = AF_UNIX; options.path = optarg; break;
-        case 'H': options.host = optarg; host_or_port_given = 1; break;
-        case 'p': parse_number(optarg, "port", 65535); options.port = optarg; host_or_port_given = 1; break;
+        case 'u':
+            options.family = AF_UNIX;
+            options.path = optarg;
+            break;
+        case 'H':
+            options.host = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'p':
+            parse_number(optarg, "port", 65535);
+            options.port = optarg;
+            host_or_port_given = 1;
+            break;
         case 'm': options.reply = optarg; break;
         case 'n': options.count = parse_number(optarg, "count", MAX_COUNT); break;
         case ':': usage_error("option -%c needs an argument", optopt);
@@ -65,9 +78,8 @@ static struct options parse_options(int argc, char **argv) {
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
     if (options.path && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
-        usage_error("socket path too long (at most %zu bytes): %s",
-                    sizeof ((struct sockaddr_un *)0)->sun_path - 1, options.path);
+    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
     return options;
 }
 
@@ -115,9 +127,7 @@ static void print_ready_line(int sock, const struct options *options) {
 /* Our socket file, removed when we exit: a UNIX socket leaves a file behind. */
 static const char *socket_file;
 
-static void remove_socket_file(void) {
-    unlink(socket_file);
-}
+static void remove_socket_file(void) { unlink(socket_file); }
 
 static void remove_socket_file_and_die(int signal_number) {
     unlink(socket_file); /* unlink, signal and raise are safe inside a handler */
@@ -193,8 +203,8 @@ int main(int argc, char **argv) {
         union socket_address sender;
         socklen_t sender_length = sizeof sender;
         ssize_t bytes_read;
-        RETRY_ON_EINTR(bytes_read, recvfrom(sock, buffer, sizeof buffer, 0, &sender.any,
-                                            &sender_length));
+        RETRY_ON_EINTR(bytes_read,
+                       recvfrom(sock, buffer, sizeof buffer, 0, &sender.any, &sender_length));
         if (bytes_read == -1)
             die("recvfrom");
 
@@ -206,8 +216,8 @@ int main(int argc, char **argv) {
         /* Answer the address the datagram came from. A datagram is sent whole or not
          * at all, so there is no partial send to loop over. */
         ssize_t bytes_sent;
-        RETRY_ON_EINTR(bytes_sent, sendto(sock, reply, reply_length, 0, &sender.any,
-                                          sender_length));
+        RETRY_ON_EINTR(bytes_sent,
+                       sendto(sock, reply, reply_length, 0, &sender.any, sender_length));
         if (bytes_sent == -1)
             die("sendto");
     }

@@ -19,13 +19,16 @@
 #define MESSAGE "Hello!"
 enum { BUFFER_SIZE = 1024, MAX_DATAGRAM = 65507, DEFAULT_TIMEOUT = 5, MAX_TIMEOUT = 86400 };
 
-#define USAGE                                                                        \
+/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+
+#define USAGE                                                                            \
     "usage: udp_sender [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-t SECONDS]\n" \
-    "  -4, -6      IPv4 (default) or IPv6\n"                                         \
-    "  -u PATH     send to the UNIX datagram socket at PATH instead of IP\n"         \
-    "  -H HOST     the receiver's host (default localhost)\n"                        \
-    "  -p PORT     the receiver's port (default 8765)\n"                             \
-    "  -m TEXT     message to send (default \"Hello!\"; - reads it from stdin)\n"    \
+    "  -4, -6      IPv4 (default) or IPv6\n"                                             \
+    "  -u PATH     send to the UNIX datagram socket at PATH instead of IP\n"             \
+    "  -H HOST     the receiver's host (default localhost)\n"                            \
+    "  -p PORT     the receiver's port (default 8765)\n"                                 \
+    "  -m TEXT     message to send (default \"Hello!\"; - reads it from stdin)\n"        \
     "  -t SECONDS  how long to wait for the reply (default 5; 0 = forever)\n"
 
 struct options {
@@ -51,9 +54,19 @@ static struct options parse_options(int argc, char **argv) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
         case '4': options.family = AF_INET; break;
         case '6': options.family = AF_INET6; break;
-        case 'u': options.family = AF_UNIX; options.path = optarg; break;
-        case 'H': options.host = optarg; host_or_port_given = 1; break;
-        case 'p': parse_number(optarg, "port", 65535); options.port = optarg; host_or_port_given = 1; break;
+        case 'u':
+            options.family = AF_UNIX;
+            options.path = optarg;
+            break;
+        case 'H':
+            options.host = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'p':
+            parse_number(optarg, "port", 65535);
+            options.port = optarg;
+            host_or_port_given = 1;
+            break;
         case 'm': options.message = optarg; break;
         case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
         case ':': usage_error("option -%c needs an argument", optopt);
@@ -64,9 +77,8 @@ static struct options parse_options(int argc, char **argv) {
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
     if (options.path && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) >= sizeof ((struct sockaddr_un *)0)->sun_path)
-        usage_error("socket path too long (at most %zu bytes): %s",
-                    sizeof ((struct sockaddr_un *)0)->sun_path - 1, options.path);
+    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
     return options;
 }
 
@@ -96,7 +108,7 @@ static socklen_t make_address(const struct options *options, union socket_addres
 /* The address we bind: any address and any port (the tutorial's ADDR_ANY and PORT_ANY),
  * since we only receive replies to what we send. A UNIX socket has no "any": the reply
  * needs a name to go to, so we take the receiver's path with our process id added. */
-static char own_socket_file[sizeof ((struct sockaddr_un *)0)->sun_path];
+static char own_socket_file[MAX_PATH_LENGTH + 1];
 
 static socklen_t make_own_address(const struct options *options, union socket_address *address) {
     memset(address, 0, sizeof *address);
@@ -109,17 +121,15 @@ static socklen_t make_own_address(const struct options *options, union socket_ad
         address->ip6.sin6_addr = in6addr_any;
         return sizeof address->ip6;
     }
-    int length = snprintf(own_socket_file, sizeof own_socket_file, "%s.%ld", options->path,
-                          (long)getpid());
+    int length =
+        snprintf(own_socket_file, sizeof own_socket_file, "%s.%ld", options->path, (long)getpid());
     if (length < 0 || (size_t)length >= sizeof own_socket_file)
         usage_error("socket path too long to add our process id: %s", options->path);
     strcpy(address->local.sun_path, own_socket_file);
     return sizeof address->local;
 }
 
-static void remove_own_socket_file(void) {
-    unlink(own_socket_file);
-}
+static void remove_own_socket_file(void) { unlink(own_socket_file); }
 
 /* The message to send: the -m text, or all of stdin for "-m -". A datagram holds at most
  * MAX_DATAGRAM bytes, one less than `size`. */
@@ -169,8 +179,8 @@ int main(int argc, char **argv) {
     union socket_address receiver;
     socklen_t receiver_length = make_address(&options, &receiver);
     ssize_t bytes_sent;
-    RETRY_ON_EINTR(bytes_sent, sendto(sock, message, message_length, 0, &receiver.any,
-                                      receiver_length));
+    RETRY_ON_EINTR(bytes_sent,
+                   sendto(sock, message, message_length, 0, &receiver.any, receiver_length));
     if (bytes_sent == -1)
         die("sendto");
 

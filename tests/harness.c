@@ -1,0 +1,418 @@
+#define _POSIX_C_SOURCE 200809L
+/* harness.c: see harness.h. One poll() loop reads every pipe of every running program, so a
+ * program never blocks on a full pipe while we wait for another one. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+    MAX_PROCESSES = 64, /* started by one test, or one run of the demo */
+    MAX_AT_ONCE = 16,   /* finished together by one finish_all */
+    READ_CHUNK = 65536,
+    LABEL_WIDTH = 14, /* echo mode: "select_server | listening" */
+    REAP_POLL_MS = 5, /* between checks for the exit of a program that closed its pipes */
+};
+
+static struct process *processes[MAX_PROCESSES];
+static size_t process_count;
+static char **strings; /* from formatted() and temp_path(), freed by clean_up */
+static size_t string_count;
+static char temp_dir[64];
+
+static void *checked(void *pointer) {
+    if (pointer == NULL) {
+        perror("harness");
+        exit(EXIT_FAILURE);
+    }
+    return pointer;
+}
+
+static long long now_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static int ms_until(long long deadline) {
+    long long left = deadline - now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+static const char *keep_string(char *string) {
+    strings = checked(realloc(strings, (string_count + 1) * sizeof *strings));
+    strings[string_count++] = string;
+    return string;
+}
+
+const char *formatted(const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    int length = vsnprintf(NULL, 0, format, args);
+    va_end(args);
+    char *string = checked(malloc((size_t)length + 1));
+    va_start(args, format);
+    vsnprintf(string, (size_t)length + 1, format, args);
+    va_end(args);
+    return keep_string(string);
+}
+
+const char *temp_path(const char *name) {
+    if (temp_dir[0] == '\0') {
+        strcpy(temp_dir, "/tmp/sockets-tests-XXXXXX");
+        checked(mkdtemp(temp_dir));
+    }
+    return formatted("%s/%s", temp_dir, name);
+}
+
+int unused_port(int type) {
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = 0};
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof address;
+    int sock = socket(AF_INET, type, 0);
+    if (sock == -1 || bind(sock, (struct sockaddr *)&address, length) == -1 ||
+        getsockname(sock, (struct sockaddr *)&address, &length) == -1) {
+        perror("harness: unused_port");
+        exit(EXIT_FAILURE);
+    }
+    close(sock); /* free again: nobody else is likely to take it in the next moment */
+    return ntohs(address.sin_port);
+}
+
+/* ---- starting ---- */
+
+static void make_pipe(int ends[2]) {
+    if (pipe(ends) == -1) {
+        perror("harness: pipe");
+        exit(EXIT_FAILURE);
+    }
+    /* Other children must not inherit our ends; dup2 in the child clears the flag again. */
+    fcntl(ends[0], F_SETFD, FD_CLOEXEC);
+    fcntl(ends[1], F_SETFD, FD_CLOEXEC);
+}
+
+/* Open what the child's stdin should be, before the fork so errors show in the test. */
+static int open_input(const struct run_options *options) {
+    if (options->input_file != NULL)
+        return open(options->input_file, O_RDONLY | O_CLOEXEC);
+    if (options->input == NULL)
+        return open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* A file, not a pipe: the child reads it at its own pace and then sees end of file. */
+    FILE *file = tmpfile();
+    if (file == NULL)
+        return -1;
+    fputs(options->input, file);
+    fflush(file);
+    int input = dup(fileno(file));
+    fclose(file);
+    if (input != -1) {
+        lseek(input, 0, SEEK_SET);
+        fcntl(input, F_SETFD, FD_CLOEXEC);
+    }
+    return input;
+}
+
+static struct process *start(const char *path, const char *const argv[],
+                             const struct run_options *options) {
+    static const struct run_options no_options;
+    if (options == NULL)
+        options = &no_options;
+    if (process_count == MAX_PROCESSES) {
+        fprintf(stderr, "harness: more than %d processes in one test\n", MAX_PROCESSES);
+        exit(EXIT_FAILURE);
+    }
+    int input = open_input(options);
+    if (input == -1) {
+        fprintf(stderr, "harness: cannot open stdin for %s: %s\n", argv[0], strerror(errno));
+        exit(EXIT_FAILURE);
+    }
+    int out[2] = {-1, -1}, err[2];
+    if (options->output_file == NULL)
+        make_pipe(out);
+    make_pipe(err);
+    /* The child's argv[0] is the path, as when a shell runs ./bin/tcp_client. */
+    size_t count = 1;
+    while (argv[count] != NULL)
+        count++;
+    char **child_argv = checked(calloc(count + 1, sizeof *child_argv));
+    child_argv[0] = (char *)path;
+    for (size_t i = 1; i < count; i++)
+        child_argv[i] = (char *)argv[i];
+    fflush(NULL); /* or the child would write our buffered output again */
+
+    pid_t pid = fork();
+    if (pid == -1) {
+        perror("harness: fork");
+        exit(EXIT_FAILURE);
+    }
+    if (pid == 0) {
+        int output = out[1];
+        if (options->output_file != NULL)
+            output = open(options->output_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (output == -1 || dup2(input, STDIN_FILENO) == -1 || dup2(output, STDOUT_FILENO) == -1 ||
+            dup2(err[1], STDERR_FILENO) == -1) {
+            dprintf(err[1], "harness: cannot set up %s: %s\n", argv[0], strerror(errno));
+            _exit(127);
+        }
+        execvp(path, child_argv);
+        dprintf(STDERR_FILENO, "harness: cannot run %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+
+    free(child_argv);
+    close(input);
+    if (out[1] != -1)
+        close(out[1]);
+    close(err[1]);
+    struct process *process = checked(calloc(1, sizeof *process));
+    const char *slash = strrchr(argv[0], '/');
+    process->pid = pid;
+    process->name = formatted("%s", slash ? slash + 1 : argv[0]);
+    process->label = options->label ? formatted("%s", options->label) : process->name;
+    process->stdout_fd = out[0];
+    process->stderr_fd = err[0];
+    process->echo = options->echo;
+    processes[process_count++] = process;
+    return process;
+}
+
+struct process *start_program(const char *const argv[], const struct run_options *options) {
+    const char *bin_dir = getenv("BIN_DIR");
+    return start(formatted("%s/%s", bin_dir ? bin_dir : "bin", argv[0]), argv, options);
+}
+
+struct process *start_command(const char *const argv[], const struct run_options *options) {
+    return start(argv[0], argv, options);
+}
+
+/* ---- reading ---- */
+
+/* Echo mode: print the complete lines not shown yet (and at end of file, the rest). */
+static void echo_lines(const struct process *process, struct output *output, bool at_end) {
+    for (;;) {
+        const char *line = output->data + output->echoed;
+        size_t left = output->length - output->echoed;
+        const char *newline = memchr(line, '\n', left);
+        if (newline == NULL && (!at_end || left == 0))
+            break;
+        int length = (int)(newline ? (size_t)(newline - line) : left);
+        printf("%-*s| %.*s\n", LABEL_WIDTH, process->label, length, line);
+        output->echoed += (size_t)length + (newline ? 1 : 0);
+    }
+    fflush(stdout);
+}
+
+/* One pipe we read: the process it comes from, its file descriptor, where its bytes go. */
+struct pipe_end {
+    struct process *process;
+    int *fd;
+    struct output *output;
+};
+
+/* Read what is there from one pipe; close it at end of file. */
+static void read_pipe(struct pipe_end pipe) {
+    struct output *output = pipe.output;
+    int *fd = pipe.fd;
+    if (output->capacity - output->length < READ_CHUNK + 1) {
+        output->capacity = 2 * output->capacity + READ_CHUNK + 1;
+        output->data = checked(realloc(output->data, output->capacity));
+    }
+    ssize_t bytes_read = read(*fd, output->data + output->length, READ_CHUNK);
+    if (bytes_read == -1 && errno == EINTR)
+        return;
+    if (bytes_read > 0)
+        output->length += (size_t)bytes_read;
+    output->data[output->length] = '\0';
+    if (bytes_read <= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    if (pipe.process->echo)
+        echo_lines(pipe.process, output, *fd == -1);
+}
+
+static bool pipes_open(const struct process *process) {
+    return process->stdout_fd != -1 || process->stderr_fd != -1;
+}
+
+/* Wait up to timeout_ms for output from any of the processes and read it. */
+static void read_some(struct process *const list[], size_t count, int timeout_ms) {
+    struct pollfd fds[2 * MAX_AT_ONCE];
+    struct pipe_end ends[2 * MAX_AT_ONCE];
+    nfds_t used = 0;
+    for (size_t i = 0; i < count; i++) {
+        struct pipe_end both[2] = {{list[i], &list[i]->stdout_fd, &list[i]->out},
+                                   {list[i], &list[i]->stderr_fd, &list[i]->err}};
+        for (int j = 0; j < 2; j++) {
+            if (*both[j].fd == -1)
+                continue;
+            fds[used] = (struct pollfd){.fd = *both[j].fd, .events = POLLIN};
+            ends[used++] = both[j];
+        }
+    }
+    if (poll(fds, used, timeout_ms) <= 0)
+        return; /* time is up, or a signal: the caller checks its deadline */
+    for (nfds_t i = 0; i < used; i++)
+        if (fds[i].revents != 0)
+            read_pipe(ends[i]);
+}
+
+/* "tcp_server: ready on 127.0.0.1 port 43125" -> 43125; "...ready on /tmp/x" -> 0. */
+static int find_ready_line(const struct process *server) {
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s: ready on ", server->name);
+    for (const char *line = server->err.data; line != NULL && *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        if (end == NULL)
+            break; /* not complete yet */
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            const char *port = strstr(line, " port ");
+            return port != NULL && port < end ? atoi(port + strlen(" port ")) : 0;
+        }
+        line = end + 1;
+    }
+    return NO_PORT;
+}
+
+int wait_for_ready_line(struct process *server, int timeout_ms) {
+    long long deadline = now_ms() + timeout_ms;
+    int port;
+    while ((port = find_ready_line(server)) == NO_PORT && server->stderr_fd != -1 &&
+           ms_until(deadline) > 0)
+        read_some(&server, 1, ms_until(deadline));
+    if (port == NO_PORT) {
+        size_t length = server->err.length;
+        if (length > 0 && server->err.data[length - 1] == '\n')
+            length--; /* the message ends the line */
+        fprintf(stderr, "harness: no ready line from %s (%s); its stderr: \"%.*s\"\n",
+                server->label, server->stderr_fd == -1 ? "it closed stderr" : "timed out",
+                (int)length, server->err.data ? server->err.data : "");
+    }
+    return port;
+}
+
+bool wait_for_output(struct process *process, const char *text, int timeout_ms) {
+    long long deadline = now_ms() + timeout_ms;
+    bool found;
+    while (!(found = process->out.data && strstr(process->out.data, text)) &&
+           process->stdout_fd != -1 && ms_until(deadline) > 0)
+        read_some(&process, 1, ms_until(deadline));
+    if (!found)
+        fprintf(stderr, "harness: %s did not print \"%s\" within %d ms; its stdout: \"%s\"\n",
+                process->label, text, timeout_ms, process->out.data ? process->out.data : "");
+    return found;
+}
+
+/* ---- ending ---- */
+
+static bool try_reap(struct process *process, int options) {
+    int status;
+    pid_t result;
+    do
+        result = waitpid(process->pid, &status, options);
+    while (result == -1 && errno == EINTR);
+    if (result != process->pid)
+        return false;
+    process->reaped = true;
+    process->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return true;
+}
+
+static void close_pipes(struct process *process) {
+    if (process->stdout_fd != -1)
+        close(process->stdout_fd);
+    if (process->stderr_fd != -1)
+        close(process->stderr_fd);
+    process->stdout_fd = process->stderr_fd = -1;
+}
+
+void stop(struct process *process) {
+    if (!process->reaped) {
+        kill(process->pid, SIGKILL);
+        try_reap(process, 0);
+    }
+    close_pipes(process);
+}
+
+void finish_all(struct process *const list[], size_t count, int timeout_ms) {
+    if (count > MAX_AT_ONCE) {
+        fprintf(stderr, "harness: finish_all takes at most %d processes\n", MAX_AT_ONCE);
+        exit(EXIT_FAILURE);
+    }
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        bool reading = false, running = false;
+        for (size_t i = 0; i < count; i++) {
+            reading |= pipes_open(list[i]);
+            running |= !list[i]->reaped && !try_reap(list[i], WNOHANG);
+        }
+        if (!running && !reading)
+            return;
+        if (ms_until(deadline) == 0)
+            break;
+        if (reading)
+            read_some(list, count, ms_until(deadline));
+        else /* pipes closed but not exited yet: it is about to, check again soon */
+            poll(NULL, 0, REAP_POLL_MS);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (list[i]->reaped && !pipes_open(list[i]))
+            continue;
+        fprintf(stderr, "harness: %s still running after %d ms: killed\n", list[i]->label,
+                timeout_ms);
+        stop(list[i]);
+        list[i]->status = TIMED_OUT;
+    }
+}
+
+int finish(struct process *process, int timeout_ms) {
+    finish_all(&process, 1, timeout_ms);
+    return process->status;
+}
+
+/* ---- cleaning up ---- */
+
+static void remove_temp_dir(void) {
+    if (temp_dir[0] == '\0')
+        return;
+    DIR *dir = opendir(temp_dir);
+    for (struct dirent *entry; dir != NULL && (entry = readdir(dir)) != NULL;) {
+        if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0) {
+            char path[sizeof temp_dir + 256 + 1];
+            snprintf(path, sizeof path, "%s/%s", temp_dir, entry->d_name);
+            unlink(path);
+        }
+    }
+    if (dir != NULL)
+        closedir(dir);
+    rmdir(temp_dir);
+    temp_dir[0] = '\0';
+}
+
+void clean_up(void) {
+    for (size_t i = 0; i < process_count; i++) {
+        stop(processes[i]);
+        free(processes[i]->out.data);
+        free(processes[i]->err.data);
+        free(processes[i]);
+    }
+    process_count = 0;
+    remove_temp_dir();
+    for (size_t i = 0; i < string_count; i++)
+        free(strings[i]);
+    free(strings);
+    strings = NULL;
+    string_count = 0;
+}

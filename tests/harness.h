@@ -1,0 +1,86 @@
+/* harness.h: run the example programs from a test or the demo, and read what they print.
+ * Every wait has a deadline: a program that hangs fails its test instead of hanging CI.
+ * Programs come from the directory in $BIN_DIR (default "bin"); run from the repository root.
+ * Children stay in our process group, so Ctrl-C stops them with us. Plain C11 + POSIX. */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+enum {
+    READY_TIMEOUT_MS = 10 * 1000,  /* how long a server may take to print its ready line */
+    FINISH_TIMEOUT_MS = 10 * 1000, /* how long a small conversation may take to end */
+    NO_PORT = -1,                  /* wait_for_ready_line: no ready line came */
+    TIMED_OUT = -1,                /* finish: the process was killed at the deadline */
+};
+
+/* An argument list for start_program: ARGV("tcp_client", "-p", port). */
+#define ARGV(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* Bytes read from one of a program's streams; data always has a '\0' after length bytes. */
+struct output {
+    char *data;
+    size_t length;
+    size_t capacity;
+    size_t echoed; /* echo mode: bytes already shown */
+};
+
+struct process {
+    pid_t pid;
+    const char *name;  /* program name: "tcp_client" */
+    const char *label; /* name shown in messages and echoed lines */
+    int stdout_fd;     /* read ends of the pipes; -1 once at end of file (or not a pipe) */
+    int stderr_fd;
+    struct output out; /* everything printed on stdout so far (unless sent to a file) */
+    struct output err; /* everything printed on stderr so far */
+    bool echo;
+    bool reaped;
+    int status; /* once reaped: exit code, 128 + signal, or TIMED_OUT */
+};
+
+struct run_options {
+    const char *input;       /* text for stdin (stdin is /dev/null when no input is given) */
+    const char *input_file;  /* or: stdin read from this file (big payloads) */
+    const char *output_file; /* stdout written to this file instead of memory */
+    const char *label;       /* shown instead of the program name */
+    bool echo;               /* print each line as it comes: "label         | line" */
+};
+
+/* Start $BIN_DIR/argv[0] with argv; options may be NULL. Exits the caller if fork fails. */
+struct process *start_program(const char *const argv[], const struct run_options *options);
+
+/* Same, but look argv[0] up on PATH (for tools like nc). */
+struct process *start_command(const char *const argv[], const struct run_options *options);
+
+/* Read the server's stderr until "<name>: ready on <addr> port <N>" and return N, or 0 for
+ * "<name>: ready on <path>" (UNIX socket). NO_PORT (with a message) if it never comes. */
+int wait_for_ready_line(struct process *server, int timeout_ms);
+
+/* Read the process's stdout until it contains text. False (with a message) if it never does. */
+bool wait_for_output(struct process *process, const char *text, int timeout_ms);
+
+/* Read all the rest of its output, wait for it to exit and return its status (see
+ * struct process). At the deadline kill it, say so on stderr and return TIMED_OUT. */
+int finish(struct process *process, int timeout_ms);
+
+/* finish() for up to 16 processes at once, reading whatever any of them prints as it comes. */
+void finish_all(struct process *const processes[], size_t count, int timeout_ms);
+
+/* Kill the process now (SIGKILL) and reap it, when its end is not part of the test. */
+void stop(struct process *process);
+
+/* A path in a fresh temporary directory, which clean_up removes with everything in it. */
+const char *temp_path(const char *name);
+
+/* printf into a string that lives until clean_up: formatted("%d", port). */
+const char *formatted(const char *format, ...);
+
+/* A loopback port nobody listens on right now (type: SOCK_STREAM or SOCK_DGRAM). */
+int unused_port(int type);
+
+/* Kill and reap every process still running, free them all, remove the temporary directory. */
+void clean_up(void);
+
+#endif

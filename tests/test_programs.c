@@ -1,0 +1,784 @@
+#define _POSIX_C_SOURCE 200809L
+/* test_programs.c: run the five programs as a learner would, and check every byte they print
+ * and every exit status against the program contract. Servers always start on -p 0 and
+ * tell us their port in the ready line, so the tests need no fixed port and no sleep.
+ * Run from the repository root: build/test_programs (BIN_DIR=dir picks other binaries). */
+#include <setjmp.h> /* cmocka.h needs these four first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+enum {
+    CLIENT_COUNT = 5,            /* select_server's default -n */
+    BIG_PAYLOAD_SIZE = 64 << 20, /* 64 MiB */
+    BIG_TIMEOUT_MS = 60 * 1000,
+    TIMEOUT_WAIT_MS = 5 * 1000, /* for "-t 1" to show its effect */
+    LARGEST_DATAGRAM = 65507,   /* 65535 - 8 (UDP header) - 20 (IPv4 header) */
+    SHOWN_BYTES = 400,          /* of an output, in a failure message */
+};
+
+static const char *const PROGRAMS[] = {"udp_receiver", "udp_sender", "tcp_server", "tcp_client",
+                                       "select_server"};
+static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_server"};
+#define COUNT(array) (sizeof(array) / sizeof(array)[0])
+
+#define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
+#define ECHO_CLIENT_LINES                                                                          \
+    "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
+#define ONE_SELECT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
+
+/* ---- assertions: each failure says what was expected and what came ---- */
+
+/* Bytes as a C string literal would show them, cut after SHOWN_BYTES. */
+static const char *shown(const char *data, size_t length) {
+    char text[4 * SHOWN_BYTES + 32];
+    size_t used = 0;
+    for (size_t i = 0; data != NULL && i < length && i < SHOWN_BYTES; i++) {
+        unsigned char byte = (unsigned char)data[i];
+        if (byte == '\n')
+            used += (size_t)sprintf(text + used, "\\n");
+        else if (byte == '"' || byte == '\\')
+            used += (size_t)sprintf(text + used, "\\%c", byte);
+        else if (byte < ' ' || byte == 0x7f)
+            used += (size_t)sprintf(text + used, "\\x%02x", byte);
+        else
+            text[used++] = (char)byte; /* UTF-8 stays readable: the em dash */
+    }
+    text[used] = '\0';
+    return formatted("\"%s\"%s", text, length > SHOWN_BYTES ? "..." : "");
+}
+
+static void check_exit(struct process *process, int expected, const char *file, int line) {
+    int status = finish(process, FINISH_TIMEOUT_MS);
+    if (status == expected)
+        return;
+    print_error("%s: expected exit status %d, got %s\n    its stdout: %s\n    its stderr: %s\n",
+                process->label, expected,
+                status == TIMED_OUT ? "none (killed at the deadline)" : formatted("%d", status),
+                shown(process->out.data, process->out.length),
+                shown(process->err.data, process->err.length));
+    _fail(file, line);
+}
+
+static void check_output(const struct process *process, const char *stream,
+                         const struct output *got, const char *expected, bool prefix_only,
+                         const char *file, int line) {
+    const char *got_data = got->data ? got->data : "";
+    size_t length = strlen(expected);
+    size_t same = 0; /* how many bytes match from the start */
+    while (same < length && same < got->length && got_data[same] == expected[same])
+        same++;
+    if (same == length && (prefix_only || got->length == length))
+        return;
+    /* Show both from a little before the first difference: outputs can be long. */
+    size_t from = same > SHOWN_BYTES / 2 ? same - SHOWN_BYTES / 4 : 0;
+    print_error("%s %s%s:\n    expected %s%s (%zu bytes)\n    got      %s (%zu bytes)\n",
+                process->label, stream, from > 0 ? formatted(", from byte %zu on", from) : "",
+                prefix_only ? "a start of " : "", shown(expected + from, length - from), length,
+                shown(got_data + from, got->length - from), got->length);
+    _fail(file, line);
+}
+
+/* Finish the process and fail unless it exited with this status. */
+#define assert_exit(process, status) check_exit(process, status, __FILE__, __LINE__)
+/* Fail unless stdout (stderr) holds exactly these bytes. */
+#define assert_stdout(process, text)                                                               \
+    check_output(process, "stdout", &(process)->out, text, false, __FILE__, __LINE__)
+#define assert_stderr(process, text)                                                               \
+    check_output(process, "stderr", &(process)->err, text, false, __FILE__, __LINE__)
+#define assert_stdout_starts_with(process, text)                                                   \
+    check_output(process, "stdout", &(process)->out, text, true, __FILE__, __LINE__)
+
+/* Wait for the server's ready line and return its port as text, for the client's -p. */
+static const char *ready_port(struct process *server) {
+    int port = wait_for_ready_line(server, READY_TIMEOUT_MS);
+    assert_true(port > 0);
+    return formatted("%d", port);
+}
+
+/* Run a program with a bad command line: it must print only this line, on stderr, and exit 2. */
+static void expect_usage_error(const char *const argv[], const char *message) {
+    struct process *program = start_program(argv, NULL);
+    assert_exit(program, 2);
+    assert_stderr(program, message);
+    assert_stdout(program, "");
+}
+
+/* Run a program that must fail with exit status 1 and this line on stderr. */
+static struct process *expect_runtime_error(const char *const argv[], const char *message) {
+    struct process *program = start_program(argv, NULL);
+    assert_exit(program, 1);
+    assert_stderr(program, message);
+    return program;
+}
+
+/* How many lines of the output are exactly `line` (NULL: how many lines in all). */
+static int count_lines(const struct output *output, const char *line) {
+    int count = 0;
+    for (const char *start = output->data; start != NULL && *start != '\0';) {
+        const char *end = strchr(start, '\n');
+        size_t length = end ? (size_t)(end - start) : strlen(start);
+        count += line == NULL || (length == strlen(line) && memcmp(start, line, length) == 0);
+        start = end ? end + 1 : NULL;
+    }
+    return count;
+}
+
+static bool file_exists(const char *path) {
+    struct stat status;
+    return lstat(path, &status) == 0;
+}
+
+static int tear_down(void **state) {
+    (void)state;
+    clean_up();
+    return 0;
+}
+
+/* ---- the tutorial's conversations, with the tutorial's defaults ---- */
+
+static void udp_pair_prints_the_tutorial_lines(void **state) {
+    (void)state;
+    struct process *receiver = start_program(ARGV("udp_receiver", "-p", "0"), NULL);
+    const char *port = ready_port(receiver);
+    struct process *sender = start_program(ARGV("udp_sender", "-p", port), NULL);
+
+    assert_exit(sender, 0);
+    assert_stdout(sender, "Sending data...\nGot response: got it!\n");
+    assert_stderr(sender, "");
+    assert_exit(receiver, 0);
+    assert_stdout(receiver, "Waiting for data...\nReceived: Hello!\n");
+    assert_stderr(receiver, formatted("udp_receiver: ready on 127.0.0.1 port %s\n", port));
+}
+
+static void tcp_pair_prints_the_tutorial_lines(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("tcp_server", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("tcp_client", "-p", port), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, TCP_CLIENT_LINES);
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+    assert_stderr(server, formatted("tcp_server: ready on 127.0.0.1 port %s\n", port));
+}
+
+static void select_server_greets_and_echoes_five_clients_in_turn(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("select_server", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    for (int i = 0; i < CLIENT_COUNT; i++) {
+        struct process *client = start_program(ARGV("tcp_client", "-e", "-p", port), NULL);
+        assert_exit(client, 0);
+        assert_stdout(client, ECHO_CLIENT_LINES);
+        assert_stderr(client, "");
+    }
+
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT ONE_SELECT_CLIENT ONE_SELECT_CLIENT
+                              ONE_SELECT_CLIENT ONE_SELECT_CLIENT);
+    assert_stderr(server, formatted("select_server: ready on 127.0.0.1 port %s\n", port));
+}
+
+static void udp_receiver_answers_count_datagrams_then_exits(void **state) {
+    (void)state;
+    struct process *receiver = start_program(ARGV("udp_receiver", "-n", "2", "-p", "0"), NULL);
+    const char *port = ready_port(receiver);
+    for (int i = 1; i <= 2; i++) {
+        const char *message = formatted("datagram %d", i);
+        struct process *sender = start_program(ARGV("udp_sender", "-m", message, "-p", port), NULL);
+        assert_exit(sender, 0);
+        assert_stdout(sender, "Sending data...\nGot response: got it!\n");
+    }
+
+    assert_exit(receiver, 0);
+    assert_stdout(receiver, "Waiting for data...\nReceived: datagram 1\n"
+                            "Waiting for data...\nReceived: datagram 2\n");
+}
+
+static void tcp_server_serves_count_clients_in_turn_then_exits(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("tcp_server", "-n", "2", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    for (int i = 1; i <= 2; i++) {
+        const char *message = formatted("client %d", i);
+        struct process *client = start_program(ARGV("tcp_client", "-m", message, "-p", port), NULL);
+        assert_exit(client, 0);
+        assert_stdout(client, TCP_CLIENT_LINES);
+    }
+
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: client 1\nGot from client: client 2\n");
+}
+
+/* ---- the same over IPv6 ---- */
+
+static void udp_pair_talks_over_ipv6(void **state) {
+    (void)state;
+    struct process *receiver = start_program(ARGV("udp_receiver", "-6", "-p", "0"), NULL);
+    const char *port = ready_port(receiver);
+    struct process *sender = start_program(ARGV("udp_sender", "-6", "-p", port), NULL);
+
+    assert_exit(sender, 0);
+    assert_stdout(sender, "Sending data...\nGot response: got it!\n");
+    assert_exit(receiver, 0);
+    assert_stdout(receiver, "Waiting for data...\nReceived: Hello!\n");
+    assert_stderr(receiver, formatted("udp_receiver: ready on ::1 port %s\n", port));
+}
+
+static void tcp_pair_talks_over_ipv6(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("tcp_server", "-6", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("tcp_client", "-6", "-p", port), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, TCP_CLIENT_LINES);
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+    assert_stderr(server, formatted("tcp_server: ready on ::1 port %s\n", port));
+}
+
+static void select_server_talks_over_ipv6(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("select_server", "-6", "-p", "0", "-n", "1"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("tcp_client", "-6", "-e", "-p", port), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, ECHO_CLIENT_LINES);
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stderr(server, formatted("select_server: ready on ::1 port %s\n", port));
+}
+
+/* ---- the same over UNIX domain sockets ---- */
+
+static void udp_pair_talks_over_a_unix_socket_and_removes_both_socket_files(void **state) {
+    (void)state;
+    const char *path = temp_path("udp.sock");
+    struct process *receiver = start_program(ARGV("udp_receiver", "-u", path), NULL);
+    assert_int_equal(wait_for_ready_line(receiver, READY_TIMEOUT_MS), 0);
+    struct process *sender = start_program(ARGV("udp_sender", "-u", path), NULL);
+
+    assert_exit(sender, 0);
+    assert_stdout(sender, "Sending data...\nGot response: got it!\n");
+    assert_stderr(sender, "");
+    assert_false(file_exists(formatted("%s.%d", path, (int)sender->pid)));
+    assert_exit(receiver, 0);
+    assert_stdout(receiver, "Waiting for data...\nReceived: Hello!\n");
+    assert_stderr(receiver, formatted("udp_receiver: ready on %s\n", path));
+    assert_false(file_exists(path));
+}
+
+static void tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file(void **state) {
+    (void)state;
+    const char *path = temp_path("tcp.sock");
+    struct process *server = start_program(ARGV("tcp_server", "-u", path), NULL);
+    assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
+    struct process *client = start_program(ARGV("tcp_client", "-u", path), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, TCP_CLIENT_LINES);
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+    assert_stderr(server, formatted("tcp_server: ready on %s\n", path));
+    assert_false(file_exists(path));
+}
+
+static void select_server_talks_over_a_unix_socket_and_removes_the_socket_file(void **state) {
+    (void)state;
+    const char *path = temp_path("select.sock");
+    struct process *server = start_program(ARGV("select_server", "-u", path, "-n", "1"), NULL);
+    assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
+    struct process *client = start_program(ARGV("tcp_client", "-e", "-u", path), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, ECHO_CLIENT_LINES);
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stderr(server, formatted("select_server: ready on %s\n", path));
+    assert_false(file_exists(path));
+}
+
+/* ---- select_server with clients at the same time ---- */
+
+static void select_server_echoes_five_concurrent_clients_each_its_own_message(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("select_server", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *everyone[1 + CLIENT_COUNT] = {server};
+    for (int i = 1; i <= CLIENT_COUNT; i++) {
+        const char *message = formatted("message from client %d", i);
+        everyone[i] = start_program(ARGV("tcp_client", "-e", "-m", message, "-p", port), NULL);
+    }
+    finish_all(everyone, COUNT(everyone), FINISH_TIMEOUT_MS);
+
+    for (int i = 1; i <= CLIENT_COUNT; i++) {
+        assert_exit(everyone[i], 0);
+        assert_stdout(everyone[i], formatted("Client connected!\nreply sent!\nReceived from "
+                                             "server: Hello!\nmessage from client %d\n",
+                                             i));
+    }
+    assert_exit(server, 0);
+    assert_stdout_starts_with(server, "listening\n");
+    assert_int_equal(count_lines(&server->out, "accepting new socket"), CLIENT_COUNT);
+    assert_int_equal(count_lines(&server->out, "socket disconnected"), CLIENT_COUNT);
+    int chunks = count_lines(&server->out, "socket sent data"); /* a message may come in parts */
+    assert_true(chunks >= CLIENT_COUNT);
+    assert_int_equal(count_lines(&server->out, NULL), 1 + 2 * CLIENT_COUNT + chunks);
+}
+
+static void select_server_says_select_timed_out_when_no_client_comes(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("select_server", "-p", "0", "-t", "1"), NULL);
+    ready_port(server);
+
+    assert_true(wait_for_output(server, "Select timed out.\n", TIMEOUT_WAIT_MS));
+    assert_stdout_starts_with(server, "listening\nSelect timed out.\n");
+    stop(server);
+}
+
+/* ---- 64 MiB of binary data through each direction of a connection ---- */
+
+/* Write size pseudo-random bytes (every byte value, NULs and newlines too) to path. */
+static void write_random_file(const char *path, size_t size) {
+    FILE *file = fopen(path, "wb");
+    assert_non_null(file);
+    uint64_t state = 0x9E3779B97F4A7C15u; /* xorshift64: the same bytes on every run */
+    unsigned char chunk[1 << 16];
+    for (size_t written = 0; written < size; written += sizeof chunk) {
+        for (size_t i = 0; i < sizeof chunk; i += sizeof state) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            memcpy(chunk + i, &state, sizeof state);
+        }
+        size_t length = size - written < sizeof chunk ? size - written : sizeof chunk;
+        assert_int_equal(fwrite(chunk, 1, length, file), length);
+    }
+    assert_int_equal(fclose(file), 0);
+}
+
+/* Compare the next bytes of `got` with `expected`; count the matching ones in *offset. */
+static bool next_bytes_are(FILE *got, const unsigned char *expected, size_t length,
+                           long long *offset) {
+    unsigned char chunk[1 << 16];
+    while (length > 0) {
+        size_t wanted = length < sizeof chunk ? length : sizeof chunk;
+        size_t bytes_read = fread(chunk, 1, wanted, got);
+        for (size_t i = 0; i < bytes_read; i++, (*offset)++)
+            if (chunk[i] != expected[i])
+                return false;
+        if (bytes_read < wanted)
+            return false;
+        expected += wanted;
+        length -= wanted;
+    }
+    return true;
+}
+
+/* Fail unless the file at `path` holds exactly: before, the bytes of `payload`, after. */
+static void check_file(const char *path, const char *before, const char *payload, const char *after,
+                       const char *file, int line) {
+    FILE *got = fopen(path, "rb");
+    FILE *middle = fopen(payload, "rb");
+    assert_non_null(got);
+    assert_non_null(middle);
+    long long offset = 0;
+    bool same = next_bytes_are(got, (const unsigned char *)before, strlen(before), &offset);
+    unsigned char chunk[1 << 16];
+    size_t bytes_read;
+    while (same && (bytes_read = fread(chunk, 1, sizeof chunk, middle)) > 0)
+        same = next_bytes_are(got, chunk, bytes_read, &offset);
+    same = same && next_bytes_are(got, (const unsigned char *)after, strlen(after), &offset);
+    same = same && fgetc(got) == EOF;
+    fclose(got);
+    fclose(middle);
+    if (same)
+        return;
+    struct stat got_status, payload_status;
+    stat(path, &got_status);
+    stat(payload, &payload_status);
+    print_error("%s: expected %s + the %lld bytes of %s + %s (%lld bytes in all),\n"
+                "    got %lld bytes, the first %lld of them right\n",
+                path, shown(before, strlen(before)), (long long)payload_status.st_size, payload,
+                shown(after, strlen(after)),
+                (long long)(strlen(before) + (size_t)payload_status.st_size + strlen(after)),
+                (long long)got_status.st_size, offset);
+    _fail(file, line);
+}
+#define assert_file_holds(path, before, payload, after)                                            \
+    check_file(path, before, payload, after, __FILE__, __LINE__)
+
+static void tcp_client_sends_64_mib_from_stdin_byte_for_byte(void **state) {
+    (void)state;
+    const char *payload = temp_path("payload");
+    const char *received = temp_path("received");
+    write_random_file(payload, BIG_PAYLOAD_SIZE);
+    struct process *server = start_program(ARGV("tcp_server", "-p", "0"),
+                                           &(struct run_options){.output_file = received});
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("tcp_client", "-m", "-", "-p", port),
+                                           &(struct run_options){.input_file = payload});
+    finish(client, BIG_TIMEOUT_MS); /* the client first: if it fails, no need to wait more */
+
+    assert_exit(client, 0);
+    assert_stdout(client, TCP_CLIENT_LINES);
+    assert_exit(server, 0);
+    assert_file_holds(received, "Got from client: ", payload, "\n");
+}
+
+static void tcp_server_sends_64_mib_from_stdin_byte_for_byte(void **state) {
+    (void)state;
+    const char *payload = temp_path("payload");
+    const char *received = temp_path("received");
+    write_random_file(payload, BIG_PAYLOAD_SIZE);
+    struct process *server = start_program(ARGV("tcp_server", "-m", "-", "-p", "0"),
+                                           &(struct run_options){.input_file = payload});
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("tcp_client", "-p", port),
+                                           &(struct run_options){.output_file = received});
+    finish(client, BIG_TIMEOUT_MS);
+
+    assert_exit(client, 0);
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+    assert_file_holds(received, "Client connected!\nReceived from server: ", payload,
+                      "\nreply sent!\n");
+}
+
+/* ---- nc (netcat) as the other side ---- */
+
+static bool on_path(const char *program) {
+    const char *path = getenv("PATH");
+    for (const char *dir = path; dir != NULL && *dir != '\0';) {
+        const char *end = strchr(dir, ':');
+        size_t length = end ? (size_t)(end - dir) : strlen(dir);
+        if (access(formatted("%.*s/%s", (int)length, dir, program), X_OK) == 0)
+            return true;
+        dir = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+static void nc_gets_the_greeting_and_its_own_echo_from_select_server(void **state) {
+    (void)state;
+    if (!on_path("nc"))
+        skip();
+    struct process *server = start_program(ARGV("select_server", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    /* OpenBSD netcat's -N: at the end of stdin, shut down our sending side like tcp_client -e */
+    struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port),
+                                       &(struct run_options){.input = "ping\n"});
+
+    assert_exit(nc, 0);
+    assert_stdout(nc, "Hello!\nping\n");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+}
+
+static void nc_talks_to_tcp_server_like_tcp_client(void **state) {
+    (void)state;
+    if (!on_path("nc"))
+        skip();
+    struct process *server = start_program(ARGV("tcp_server", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port),
+                                       &(struct run_options){.input = "Thanks! Bye."});
+
+    assert_exit(nc, 0);
+    assert_stdout(nc, "Hello!");
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+}
+
+/* ---- the command line ---- */
+
+static void every_program_prints_usage_on_stdout_for_h(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
+        struct process *program = start_program(ARGV(PROGRAMS[i], "-h"), NULL);
+        assert_exit(program, 0);
+        assert_stdout_starts_with(program, formatted("usage: %s", PROGRAMS[i]));
+        assert_stderr(program, "");
+    }
+}
+
+static void every_program_rejects_an_unknown_option(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++)
+        expect_usage_error(ARGV(PROGRAMS[i], "-x"),
+                           formatted("%s: unknown option -x (try -h)\n", PROGRAMS[i]));
+}
+
+static void every_program_rejects_an_option_without_its_argument(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++)
+        expect_usage_error(ARGV(PROGRAMS[i], "-p"),
+                           formatted("%s: option -p needs an argument\n", PROGRAMS[i]));
+}
+
+static void every_program_rejects_a_port_that_is_not_0_to_65535(void **state) {
+    (void)state;
+    const char *const bad_ports[] = {"abc", "65536", "-1", "", "80x"};
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++)
+        for (size_t j = 0; j < COUNT(bad_ports); j++)
+            expect_usage_error(ARGV(PROGRAMS[i], "-p", bad_ports[j]),
+                               formatted("%s: bad port '%s': not a number from 0 to 65535\n",
+                                         PROGRAMS[i], bad_ports[j]));
+}
+
+static void every_server_rejects_a_count_that_is_not_0_to_1000000(void **state) {
+    (void)state;
+    const char *const bad_counts[] = {"abc", "1000001", "-1"};
+    for (size_t i = 0; i < COUNT(SERVERS); i++)
+        for (size_t j = 0; j < COUNT(bad_counts); j++)
+            expect_usage_error(ARGV(SERVERS[i], "-n", bad_counts[j]),
+                               formatted("%s: bad count '%s': not a number from 0 to 1000000\n",
+                                         SERVERS[i], bad_counts[j]));
+}
+
+static void programs_with_t_reject_a_timeout_that_is_not_0_to_86400(void **state) {
+    (void)state;
+    const char *const timed[] = {"udp_sender", "tcp_client", "select_server"};
+    const char *const bad_timeouts[] = {"abc", "86401", "-1"};
+    for (size_t i = 0; i < COUNT(timed); i++)
+        for (size_t j = 0; j < COUNT(bad_timeouts); j++)
+            expect_usage_error(ARGV(timed[i], "-t", bad_timeouts[j]),
+                               formatted("%s: bad timeout '%s': not a number from 0 to 86400\n",
+                                         timed[i], bad_timeouts[j]));
+}
+
+static void every_program_rejects_an_extra_argument(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++)
+        expect_usage_error(ARGV(PROGRAMS[i], "foo"),
+                           formatted("%s: unexpected argument 'foo' (try -h)\n", PROGRAMS[i]));
+}
+
+static void every_program_refuses_a_host_or_port_with_a_unix_path(void **state) {
+    (void)state;
+    const char *path = temp_path("never.sock");
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
+        const char *message = formatted("%s: -u PATH takes no -H or -p\n", PROGRAMS[i]);
+        expect_usage_error(ARGV(PROGRAMS[i], "-u", path, "-p", "1"), message);
+        expect_usage_error(ARGV(PROGRAMS[i], "-H", "localhost", "-u", path), message);
+    }
+}
+
+static void every_program_rejects_a_unix_path_longer_than_sun_path(void **state) {
+    (void)state;
+    struct sockaddr_un unix_address;
+    char path[sizeof unix_address.sun_path + 1]; /* one byte more than fits, with its '\0' */
+    memset(path, 'x', sizeof path - 1);
+    memcpy(path, "/tmp/", strlen("/tmp/"));
+    path[sizeof path - 1] = '\0';
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++)
+        expect_usage_error(ARGV(PROGRAMS[i], "-u", path),
+                           formatted("%s: socket path too long (at most %zu bytes): %s\n",
+                                     PROGRAMS[i], sizeof path - 2, path));
+}
+
+static void tcp_server_reading_its_message_from_stdin_needs_n_1(void **state) {
+    (void)state;
+    expect_usage_error(ARGV("tcp_server", "-m", "-", "-n", "2"),
+                       "tcp_server: -m - reads stdin once, so it needs -n 1\n");
+}
+
+/* ---- what goes wrong at run time ---- */
+
+static void every_program_reports_a_host_that_does_not_resolve(void **state) {
+    (void)state;
+    const char *host = "no-such-host.invalid";
+    /* The reason depends on the resolver here ("Name or service not known" with no DNS
+     * server that answers for it): ask it the same question the programs ask. */
+    struct addrinfo hints = {.ai_family = AF_INET}, *found = NULL;
+    int error = getaddrinfo(host, NULL, &hints, &found);
+    if (error == 0)
+        freeaddrinfo(found);
+    assert_int_not_equal(error, 0);
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++)
+        expect_runtime_error(ARGV(PROGRAMS[i], "-H", host, "-p", "0"),
+                             formatted("%s: %s: %s\n", PROGRAMS[i], host, gai_strerror(error)));
+}
+
+static void every_server_reports_an_address_already_in_use(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(SERVERS); i++) {
+        struct process *first = start_program(ARGV(SERVERS[i], "-p", "0"), NULL);
+        const char *port = ready_port(first);
+        expect_runtime_error(ARGV(SERVERS[i], "-p", port),
+                             formatted("%s: bind: Address already in use\n", SERVERS[i]));
+        stop(first);
+    }
+}
+
+static void tcp_client_reports_connection_refused_when_nobody_listens(void **state) {
+    (void)state;
+    const char *port = formatted("%d", unused_port(SOCK_STREAM));
+    struct process *client = expect_runtime_error(ARGV("tcp_client", "-p", port),
+                                                  "tcp_client: connect: Connection refused\n");
+    assert_stdout(client, "");
+}
+
+static void udp_sender_gives_up_after_t_seconds_without_a_reply(void **state) {
+    (void)state;
+    const char *port = formatted("%d", unused_port(SOCK_DGRAM));
+    struct process *sender = start_program(ARGV("udp_sender", "-t", "1", "-p", port), NULL);
+
+    assert_exit(sender, 1);
+    assert_stdout(sender, "Sending data...\n");
+    assert_stderr(sender, "udp_sender: no reply within 1 s \u2014 is udp_receiver running?\n");
+}
+
+static void tcp_client_gives_up_after_t_seconds_without_data(void **state) {
+    (void)state;
+    /* A listener that never accepts: the kernel completes the connection, nobody sends. */
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t length = sizeof address;
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_not_equal(listener, -1);
+    assert_int_equal(bind(listener, (struct sockaddr *)&address, length), 0);
+    assert_int_equal(listen(listener, 1), 0);
+    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
+    const char *port = formatted("%d", ntohs(address.sin_port));
+    struct process *client = start_program(ARGV("tcp_client", "-t", "1", "-p", port), NULL);
+    int status = finish(client, TIMEOUT_WAIT_MS);
+    close(listener);
+
+    assert_int_equal(status, 1);
+    /* The line was started before the wait, and ended before the error line. */
+    assert_stdout(client, "Client connected!\nReceived from server: \n");
+    assert_stderr(client, "tcp_client: no data within 1 s\n");
+}
+
+static void udp_programs_reject_a_message_too_long_for_one_datagram(void **state) {
+    (void)state;
+    char *message = malloc(LARGEST_DATAGRAM + 2);
+    assert_non_null(message);
+    memset(message, 'x', LARGEST_DATAGRAM + 1);
+    message[LARGEST_DATAGRAM + 1] = '\0';
+    const struct run_options too_long = {.input = message};
+    struct process *sender = start_program(ARGV("udp_sender", "-m", "-", "-p", "1"), &too_long);
+    struct process *receiver = start_program(ARGV("udp_receiver", "-m", "-", "-p", "0"), &too_long);
+    free(message);
+
+    assert_exit(sender, 1);
+    assert_stderr(sender, "udp_sender: message too long for one datagram: at most 65507 bytes\n");
+    assert_exit(receiver, 1);
+    assert_stderr(receiver,
+                  "udp_receiver: message too long for one datagram: at most 65507 bytes\n");
+}
+
+static void every_server_refuses_to_replace_a_file_that_is_not_a_socket(void **state) {
+    (void)state;
+    const char *path = temp_path("not-a-socket");
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs("keep me\n", file);
+    fclose(file);
+    for (size_t i = 0; i < COUNT(SERVERS); i++) {
+        expect_runtime_error(ARGV(SERVERS[i], "-u", path),
+                             formatted("%s: %s: exists and is not a socket\n", SERVERS[i], path));
+        struct stat status;
+        assert_int_equal(stat(path, &status), 0);
+        assert_true(S_ISREG(status.st_mode));
+        assert_int_equal(status.st_size, strlen("keep me\n"));
+    }
+}
+
+/* Leave a socket file at path as a crashed server would: bound, then closed, never removed. */
+static void leave_stale_socket(const char *path, int type) {
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    strcpy(address.sun_path, path);
+    int sock = socket(AF_UNIX, type, 0);
+    assert_int_not_equal(sock, -1);
+    assert_int_equal(bind(sock, (struct sockaddr *)&address, sizeof address), 0);
+    close(sock);
+    assert_true(file_exists(path));
+}
+
+static void every_server_replaces_a_stale_socket_file(void **state) {
+    (void)state;
+    const char *path = temp_path("stale.sock");
+    struct {
+        const char *const *server;
+        const char *const *client;
+        int type;
+    } pairs[] = {
+        {ARGV("udp_receiver", "-u", path), ARGV("udp_sender", "-u", path), SOCK_DGRAM},
+        {ARGV("tcp_server", "-u", path), ARGV("tcp_client", "-u", path), SOCK_STREAM},
+        {ARGV("select_server", "-n", "1", "-u", path), ARGV("tcp_client", "-e", "-u", path),
+         SOCK_STREAM},
+    };
+    for (size_t i = 0; i < COUNT(pairs); i++) {
+        leave_stale_socket(path, pairs[i].type);
+        struct process *server = start_program(pairs[i].server, NULL);
+        assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
+        struct process *client = start_program(pairs[i].client, NULL);
+        assert_exit(client, 0);
+        assert_exit(server, 0);
+        assert_false(file_exists(path));
+    }
+}
+
+#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        TEST(udp_pair_prints_the_tutorial_lines),
+        TEST(tcp_pair_prints_the_tutorial_lines),
+        TEST(select_server_greets_and_echoes_five_clients_in_turn),
+        TEST(udp_receiver_answers_count_datagrams_then_exits),
+        TEST(tcp_server_serves_count_clients_in_turn_then_exits),
+        TEST(udp_pair_talks_over_ipv6),
+        TEST(tcp_pair_talks_over_ipv6),
+        TEST(select_server_talks_over_ipv6),
+        TEST(udp_pair_talks_over_a_unix_socket_and_removes_both_socket_files),
+        TEST(tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file),
+        TEST(select_server_talks_over_a_unix_socket_and_removes_the_socket_file),
+        TEST(select_server_echoes_five_concurrent_clients_each_its_own_message),
+        TEST(select_server_says_select_timed_out_when_no_client_comes),
+        TEST(tcp_client_sends_64_mib_from_stdin_byte_for_byte),
+        TEST(tcp_server_sends_64_mib_from_stdin_byte_for_byte),
+        TEST(nc_gets_the_greeting_and_its_own_echo_from_select_server),
+        TEST(nc_talks_to_tcp_server_like_tcp_client),
+        TEST(every_program_prints_usage_on_stdout_for_h),
+        TEST(every_program_rejects_an_unknown_option),
+        TEST(every_program_rejects_an_option_without_its_argument),
+        TEST(every_program_rejects_a_port_that_is_not_0_to_65535),
+        TEST(every_server_rejects_a_count_that_is_not_0_to_1000000),
+        TEST(programs_with_t_reject_a_timeout_that_is_not_0_to_86400),
+        TEST(every_program_rejects_an_extra_argument),
+        TEST(every_program_refuses_a_host_or_port_with_a_unix_path),
+        TEST(every_program_rejects_a_unix_path_longer_than_sun_path),
+        TEST(tcp_server_reading_its_message_from_stdin_needs_n_1),
+        TEST(every_program_reports_a_host_that_does_not_resolve),
+        TEST(every_server_reports_an_address_already_in_use),
+        TEST(tcp_client_reports_connection_refused_when_nobody_listens),
+        TEST(udp_sender_gives_up_after_t_seconds_without_a_reply),
+        TEST(tcp_client_gives_up_after_t_seconds_without_data),
+        TEST(udp_programs_reject_a_message_too_long_for_one_datagram),
+        TEST(every_server_refuses_to_replace_a_file_that_is_not_a_socket),
+        TEST(every_server_replaces_a_stale_socket_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
