@@ -29,9 +29,13 @@ demo: all $(BUILD)/demo
 test: all $(TESTS)
 	@for t in $(TESTS); do BIN_DIR=$(BIN) $$t || exit 1; done
 
-# The whole test suite again, programs and tests built with AddressSanitizer and UBSan.
-check:
+# The whole test suite twice more: built with AddressSanitizer and UBSan, then with every
+# program (and the header's tests) under valgrind. Any finding fails a test.
+check: all $(TESTS)
 	$(MAKE) BIN=$(BUILD)/sanitize/bin BUILD=$(BUILD)/sanitize CFLAGS="-O1 -g $(SANITIZE)" test
+	@command -v valgrind >/dev/null || { echo "make check needs valgrind: apt-get install valgrind"; exit 1; }
+	valgrind -q --error-exitcode=86 --leak-check=full $(BUILD)/test_helpers
+	BIN_DIR=$(BIN) VALGRIND=1 $(BUILD)/test_programs
 
 # Remove everything the build made.
 clean:

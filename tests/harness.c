@@ -124,8 +124,15 @@ static int open_input(const struct run_options *options) {
     return input;
 }
 
+/* `make check` sets VALGRIND=1 to run each program under memcheck: any error or leak is
+ * printed on stderr, which the tests compare exactly, and makes the exit status 86. */
+static const char *const VALGRIND_ARGV[] = {"valgrind", "-q", "--error-exitcode=86",
+                                            "--leak-check=full",
+                                            "--errors-for-leak-kinds=definite,indirect"};
+enum { VALGRIND_ARGC = sizeof VALGRIND_ARGV / sizeof VALGRIND_ARGV[0] };
+
 static struct process *start(const char *path, const char *const argv[],
-                             const struct run_options *options) {
+                             const struct run_options *options, bool under_valgrind) {
     static const struct run_options no_options;
     if (options == NULL)
         options = &no_options;
@@ -143,13 +150,15 @@ static struct process *start(const char *path, const char *const argv[],
         make_pipe(out);
     make_pipe(err);
     /* The child's argv[0] is the path, as when a shell runs ./bin/tcp_client. */
-    size_t count = 1;
+    size_t count = 1, first = under_valgrind ? VALGRIND_ARGC : 0;
     while (argv[count] != NULL)
         count++;
-    char **child_argv = checked(calloc(count + 1, sizeof *child_argv));
-    child_argv[0] = (char *)path;
+    char **child_argv = checked(calloc(first + count + 1, sizeof *child_argv));
+    for (size_t i = 0; i < first; i++)
+        child_argv[i] = (char *)VALGRIND_ARGV[i];
+    child_argv[first] = (char *)path;
     for (size_t i = 1; i < count; i++)
-        child_argv[i] = (char *)argv[i];
+        child_argv[first + i] = (char *)argv[i];
     fflush(NULL); /* or the child would write our buffered output again */
 
     pid_t pid = fork();
@@ -166,8 +175,8 @@ static struct process *start(const char *path, const char *const argv[],
             dprintf(err[1], "harness: cannot set up %s: %s\n", argv[0], strerror(errno));
             _exit(127);
         }
-        execvp(path, child_argv);
-        dprintf(STDERR_FILENO, "harness: cannot run %s: %s\n", path, strerror(errno));
+        execvp(child_argv[0], child_argv);
+        dprintf(STDERR_FILENO, "harness: cannot run %s: %s\n", child_argv[0], strerror(errno));
         _exit(127);
     }
 
@@ -190,11 +199,13 @@ static struct process *start(const char *path, const char *const argv[],
 
 struct process *start_program(const char *const argv[], const struct run_options *options) {
     const char *bin_dir = getenv("BIN_DIR");
-    return start(formatted("%s/%s", bin_dir ? bin_dir : "bin", argv[0]), argv, options);
+    const char *valgrind = getenv("VALGRIND");
+    return start(formatted("%s/%s", bin_dir ? bin_dir : "bin", argv[0]), argv, options,
+                 valgrind != NULL && strcmp(valgrind, "1") == 0);
 }
 
 struct process *start_command(const char *const argv[], const struct run_options *options) {
-    return start(argv[0], argv, options);
+    return start(argv[0], argv, options, false);
 }
 
 /* ---- reading ---- */
