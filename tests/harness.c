@@ -126,13 +126,21 @@ static int open_input(const struct run_options *options) {
 
 /* `make check` sets VALGRIND=1 to run each program under memcheck: any error or leak is
  * printed on stderr, which the tests compare exactly, and makes the exit status 86. */
-static const char *const VALGRIND_ARGV[] = {"valgrind", "-q", "--error-exitcode=86",
+static const char *const VALGRIND_ARGV[] = {"valgrind",
+                                            "-q",
+                                            "--error-exitcode=86",
                                             "--leak-check=full",
-                                            "--errors-for-leak-kinds=definite,indirect"};
-enum { VALGRIND_ARGC = sizeof VALGRIND_ARGV / sizeof VALGRIND_ARGV[0] };
+                                            "--errors-for-leak-kinds=definite,indirect",
+                                            NULL};
 
+bool under_valgrind(void) {
+    const char *valgrind = getenv("VALGRIND");
+    return valgrind != NULL && strcmp(valgrind, "1") == 0;
+}
+
+/* Start path with argv (argv[0] is only its name), after the wrapper's words if any. */
 static struct process *start(const char *path, const char *const argv[],
-                             const struct run_options *options, bool under_valgrind) {
+                             const struct run_options *options, const char *const *wrapper) {
     static const struct run_options no_options;
     if (options == NULL)
         options = &no_options;
@@ -150,12 +158,14 @@ static struct process *start(const char *path, const char *const argv[],
         make_pipe(out);
     make_pipe(err);
     /* The child's argv[0] is the path, as when a shell runs ./bin/tcp_client. */
-    size_t count = 1, first = under_valgrind ? VALGRIND_ARGC : 0;
+    size_t count = 1, first = 0;
     while (argv[count] != NULL)
         count++;
+    while (wrapper != NULL && wrapper[first] != NULL)
+        first++;
     char **child_argv = checked(calloc(first + count + 1, sizeof *child_argv));
     for (size_t i = 0; i < first; i++)
-        child_argv[i] = (char *)VALGRIND_ARGV[i];
+        child_argv[i] = (char *)wrapper[i];
     child_argv[first] = (char *)path;
     for (size_t i = 1; i < count; i++)
         child_argv[first + i] = (char *)argv[i];
@@ -199,13 +209,14 @@ static struct process *start(const char *path, const char *const argv[],
 
 struct process *start_program(const char *const argv[], const struct run_options *options) {
     const char *bin_dir = getenv("BIN_DIR");
-    const char *valgrind = getenv("VALGRIND");
-    return start(formatted("%s/%s", bin_dir ? bin_dir : "bin", argv[0]), argv, options,
-                 valgrind != NULL && strcmp(valgrind, "1") == 0);
+    const char *const *wrapper = under_valgrind() ? VALGRIND_ARGV : NULL;
+    if (options != NULL && options->wrapper != NULL)
+        wrapper = options->wrapper;
+    return start(formatted("%s/%s", bin_dir ? bin_dir : "bin", argv[0]), argv, options, wrapper);
 }
 
 struct process *start_command(const char *const argv[], const struct run_options *options) {
-    return start(argv[0], argv, options, false);
+    return start(argv[0], argv, options, NULL);
 }
 
 /* ---- reading ---- */
@@ -426,4 +437,17 @@ void clean_up(void) {
     free(strings);
     strings = NULL;
     string_count = 0;
+}
+
+bool have_tool(const char *tool, const char *package) {
+    const char *path = getenv("PATH");
+    for (const char *dir = path; dir != NULL && *dir != '\0';) {
+        const char *end = strchr(dir, ':');
+        size_t length = end ? (size_t)(end - dir) : strlen(dir);
+        if (access(formatted("%.*s/%s", (int)length, dir, tool), X_OK) == 0)
+            return true;
+        dir = end ? end + 1 : NULL;
+    }
+    fprintf(stderr, "this test needs %s: apt-get install %s\n", tool, package);
+    return false;
 }

@@ -41,15 +41,21 @@ struct process {
 };
 
 struct run_options {
-    const char *input;       /* text for stdin (stdin is /dev/null when no input is given) */
-    const char *input_file;  /* or: stdin read from this file (big payloads) */
-    const char *output_file; /* stdout written to this file instead of memory */
-    const char *label;       /* shown instead of the program name */
-    bool echo;               /* print each line as it comes: "label         | line" */
+    const char *input;          /* text for stdin (stdin is /dev/null when no input is given) */
+    const char *input_file;     /* or: stdin read from this file (big payloads) */
+    const char *output_file;    /* stdout written to this file instead of memory */
+    const char *label;          /* shown instead of the program name */
+    bool echo;                  /* print each line as it comes: "label         | line" */
+    const char *const *wrapper; /* run the program under this command (NULL-terminated argv):
+                                   {"strace", "-f", ..., NULL}; replaces VALGRIND=1 */
 };
 
-/* Start $BIN_DIR/argv[0] with argv; options may be NULL. Exits the caller if fork fails. */
+/* Start $BIN_DIR/argv[0] with argv; options may be NULL. Exits the caller if fork fails.
+ * With VALGRIND=1 in the environment (make check) it runs under valgrind's memcheck. */
 struct process *start_program(const char *const argv[], const struct run_options *options);
+
+/* Whether make check runs the programs under valgrind (VALGRIND=1). */
+bool under_valgrind(void);
 
 /* Same, but look argv[0] up on PATH (for tools like nc). */
 struct process *start_command(const char *const argv[], const struct run_options *options);
@@ -79,6 +85,21 @@ const char *formatted(const char *format, ...);
 
 /* A loopback port nobody listens on right now (type: SOCK_STREAM or SOCK_DGRAM). */
 int unused_port(int type);
+
+/* Whether tool is on PATH; if not, say which Debian package brings it. */
+bool have_tool(const char *tool, const char *package);
+
+/* In a cmocka test that needs a tool (strace, nc, socat): skip the test when it is missing,
+ * but fail it under REQUIRE_TOOLS=1, as make check sets, so that nothing is left unchecked. */
+#define NEED_TOOL(tool, package)                                                                   \
+    do {                                                                                           \
+        if (!have_tool(tool, package)) {                                                           \
+            const char *required = getenv("REQUIRE_TOOLS");                                        \
+            if (required != NULL && strcmp(required, "1") == 0)                                    \
+                _fail(__FILE__, __LINE__);                                                         \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
 
 /* Kill and reap every process still running, free them all, remove the temporary directory. */
 void clean_up(void);

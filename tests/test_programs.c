@@ -467,22 +467,9 @@ static void tcp_server_sends_64_mib_from_stdin_byte_for_byte(void **state) {
 
 /* ---- nc (netcat) as the other side ---- */
 
-static bool on_path(const char *program) {
-    const char *path = getenv("PATH");
-    for (const char *dir = path; dir != NULL && *dir != '\0';) {
-        const char *end = strchr(dir, ':');
-        size_t length = end ? (size_t)(end - dir) : strlen(dir);
-        if (access(formatted("%.*s/%s", (int)length, dir, program), X_OK) == 0)
-            return true;
-        dir = end ? end + 1 : NULL;
-    }
-    return false;
-}
-
 static void nc_gets_the_greeting_and_its_own_echo_from_select_server(void **state) {
     (void)state;
-    if (!on_path("nc"))
-        skip();
+    NEED_TOOL("nc", "netcat-openbsd");
     struct process *server = start_program(ARGV("select_server", "-n", "1", "-p", "0"), NULL);
     const char *port = ready_port(server);
     /* OpenBSD netcat's -N: at the end of stdin, shut down our sending side like tcp_client -e */
@@ -497,8 +484,7 @@ static void nc_gets_the_greeting_and_its_own_echo_from_select_server(void **stat
 
 static void nc_talks_to_tcp_server_like_tcp_client(void **state) {
     (void)state;
-    if (!on_path("nc"))
-        skip();
+    NEED_TOOL("nc", "netcat-openbsd");
     struct process *server = start_program(ARGV("tcp_server", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port),
