@@ -8,7 +8,7 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/select.h>
@@ -20,7 +20,7 @@
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "2525"
 #define GREETING "Hello!\n"
-enum { BACKLOG = 10, BUFFER_SIZE = 1024, MAX_GREETING = 65536, MAX_COUNT = 1000000 };
+enum { BACKLOG = 10, PENDING_SIZE = 4096, MAX_COUNT = 1000000 };
 enum { DEFAULT_COUNT = 5, DEFAULT_TIMEOUT = 5, MAX_TIMEOUT = 86400 };
 
 /* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
@@ -117,27 +117,34 @@ static socklen_t make_address(const struct options *options, union socket_addres
 static void print_ready_line(int sock, const struct options *options) {
     union socket_address bound;
     socklen_t length = sizeof bound;
-    char host[INET6_ADDRSTRLEN];
-    if (options->family == AF_UNIX) {
+    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
+    if (options->family == AF_UNIX)
         fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
-        return;
-    }
-    if (getsockname(sock, &bound.any, &length) == -1)
+    else if (getsockname(sock, &bound.any, &length) == 0 &&
+             getnameinfo(&bound.any, length, host, sizeof host, port, sizeof port,
+                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
+    else
         die("getsockname");
-    int is_ip4 = bound.any.sa_family == AF_INET;
-    inet_ntop(bound.any.sa_family, is_ip4 ? (void *)&bound.ip4.sin_addr : &bound.ip6.sin6_addr,
-              host, sizeof host);
-    fprintf(stderr, "%s: ready on %s port %u\n", program_name, host,
-            ntohs(is_ip4 ? bound.ip4.sin_port : bound.ip6.sin6_port));
 }
 
-/* Our socket file, removed when we exit: a UNIX socket leaves a file behind. */
+/* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
 static const char *socket_file;
 
-static void remove_socket_file(void) { unlink(socket_file); }
+static void remove_socket_file(void) {
+    if (socket_file != NULL)
+        unlink(socket_file);
+}
 
-static void remove_socket_file_and_die(int signal_number) {
-    unlink(socket_file); /* unlink, signal and raise are safe inside a handler */
+/* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
+ * so that whoever started us sees it. Only async-signal-safe calls in here. */
+static void stop_on_signal(int signal_number) {
+    const char *reason =
+        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
+    remove_socket_file();
+    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
+    written = write(STDERR_FILENO, reason, strlen(reason));
+    (void)written; /* nothing to do if stderr is gone */
     signal(signal_number, SIG_DFL);
     raise(signal_number);
 }
@@ -155,7 +162,7 @@ static void remove_stale_socket(const char *path) {
 }
 
 /* The greeting: the -m text, or all of stdin for "-m -", read once since every client
- * gets it. It may hold at most MAX_GREETING bytes, one less than `size`. */
+ * gets it. It must fit in a client's pending output: at most PENDING_SIZE bytes. */
 static size_t load_message(const char *text, char *message, size_t size) {
     ssize_t length = strlen(text) < size ? (ssize_t)strlen(text) : -1;
     if (strcmp(text, "-") == 0)
@@ -165,8 +172,35 @@ static size_t load_message(const char *text, char *message, size_t size) {
     if (length == -1 && errno != EMSGSIZE)
         die("stdin");
     if (length == -1)
-        fail("greeting too long", "at most 65536 bytes");
+        fail("greeting too long", "at most 4096 bytes");
     return length;
+}
+
+/* A connected client, and the output the kernel has not taken from us yet. */
+struct client {
+    int sock;
+    int finished; /* it shut down its sending side: close it once pending is sent */
+    size_t pending_length;
+    char pending[PENDING_SIZE]; /* the greeting and the echo, waiting to be sent */
+};
+
+/* Make send and recv on this socket return at once (EAGAIN) instead of waiting. */
+static void make_nonblocking(int sock) {
+    int flags = fcntl(sock, F_GETFL);
+    if (flags == -1 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl O_NONBLOCK");
+}
+
+/* Send as much pending output as the kernel takes now, without waiting; keep the rest.
+ * Returns 0, or -1 when the client has gone. */
+static int send_pending(struct client *client) {
+    ssize_t bytes_sent;
+    RETRY_ON_EINTR(bytes_sent, send(client->sock, client->pending, client->pending_length, 0));
+    if (bytes_sent == -1)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    client->pending_length -= bytes_sent;
+    memmove(client->pending, client->pending + bytes_sent, client->pending_length);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -174,7 +208,9 @@ int main(int argc, char **argv) {
     ignore_sigpipe();
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
     struct options options = parse_options(argc, argv);
-    static char greeting[MAX_GREETING + 1];
+    signal(SIGINT, stop_on_signal);
+    signal(SIGTERM, stop_on_signal);
+    static char greeting[PENDING_SIZE + 1];
     size_t greeting_length = load_message(options.greeting, greeting, sizeof greeting);
 
     /* It starts like tcp_server: create the socket, bind an address, and listen. */
@@ -193,39 +229,46 @@ int main(int argc, char **argv) {
     if (options.family == AF_UNIX) {
         socket_file = options.path;
         atexit(remove_socket_file);
-        signal(SIGINT, remove_socket_file_and_die);
-        signal(SIGTERM, remove_socket_file_and_die);
     }
     if (listen(listener, BACKLOG) == -1)
         die("listen");
     printf("listening\n");
     print_ready_line(listener, &options);
 
+    /* accept must not wait if a client gave up between select and accept. */
+    make_nonblocking(listener);
+
     /* The connected clients. An fd_set only has room for descriptors below FD_SETSIZE,
      * so no client can have a larger one and this array never overflows. */
-    int clients[FD_SETSIZE];
+    struct client *clients[FD_SETSIZE];
     int client_count = 0;
     long disconnected_count = 0;
 
     while (options.count == 0 || disconnected_count < options.count) {
-        /* select() changes the set it is given, so fill it afresh on every turn: every
-         * client, and the listener for new connections. select also needs the highest
-         * descriptor plus one. */
-        fd_set read_set;
+        /* select() changes the sets it is given, so fill them afresh on every turn. Unlike
+         * the tutorial we also ask when a client can take more output (write_set): a send
+         * to a client that does not read would otherwise block the whole server. And we read
+         * from a client only while its pending output has room, so one that sends and never
+         * reads costs us PENDING_SIZE bytes at most (backpressure). */
+        fd_set read_set, write_set;
         FD_ZERO(&read_set);
+        FD_ZERO(&write_set);
         FD_SET(listener, &read_set);
         int highest = listener;
         for (int i = 0; i < client_count; i++) {
-            FD_SET(clients[i], &read_set);
-            highest = clients[i] > highest ? clients[i] : highest;
+            if (!clients[i]->finished && clients[i]->pending_length < PENDING_SIZE)
+                FD_SET(clients[i]->sock, &read_set);
+            if (clients[i]->pending_length > 0)
+                FD_SET(clients[i]->sock, &write_set);
+            highest = clients[i]->sock > highest ? clients[i]->sock : highest;
         }
 
-        /* Wait until a socket is readable (a read will not block: data, a new connection,
-         * the peer's close, or an error) or the timeout passes. select also changes the
-         * timeout on some systems, so set it on every turn too. */
+        /* Wait until a socket is ready (a read or write will not block: data, a new
+         * connection, room to send, the peer's close, or an error) or the timeout passes.
+         * select may change the timeout too, so set it on every turn. */
         struct timeval timeout = {.tv_sec = options.timeout};
         int event_count =
-            select(highest + 1, &read_set, NULL, NULL, options.timeout > 0 ? &timeout : NULL);
+            select(highest + 1, &read_set, &write_set, NULL, options.timeout > 0 ? &timeout : NULL);
         if (event_count == -1 && errno == EINTR)
             continue; /* a signal interrupted the wait: not an error, just wait again */
         if (event_count == -1)
@@ -235,60 +278,74 @@ int main(int argc, char **argv) {
             continue;
         }
 
-        /* A readable listener means a client is waiting: accept it and greet it. */
+        /* A readable listener means a client is waiting: accept it, queue its greeting. */
         if (FD_ISSET(listener, &read_set)) {
             printf("accepting new socket\n");
-            int client;
-            RETRY_ON_EINTR(client, accept(listener, NULL, NULL));
-            if (client == -1) {
-                /* The client may have given up already: that is its problem, not ours. */
+            int sock;
+            RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
+            struct client *client = NULL;
+            if (sock == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
                 fprintf(stderr, "%s: accept: %s\n", program_name, strerror(errno));
-            } else if (client >= FD_SETSIZE) {
-                /* FD_SET on such a descriptor would write past the end of the fd_set. */
+            else if (sock >= FD_SETSIZE) /* FD_SET on it would write past the fd_set */
                 fprintf(stderr, "%s: refusing a client: select handles descriptors below %d\n",
                         program_name, FD_SETSIZE);
-                close(client);
-            } else if (send_all(client, greeting, greeting_length) == -1) {
-                fprintf(stderr, "%s: send: %s\n", program_name, strerror(errno));
-                close(client);
-            } else {
-                /* Unlike the tutorial we do not shut down sending here: we still have
-                 * to echo, and a send after shutdown fails with EPIPE. */
+            else if (sock != -1 && (client = malloc(sizeof *client)) == NULL)
+                fprintf(stderr, "%s: no memory for another client\n", program_name);
+            if (client != NULL) {
+                make_nonblocking(sock);
+                *client = (struct client){.sock = sock, .pending_length = greeting_length};
+                memcpy(client->pending, greeting, greeting_length);
                 clients[client_count++] = client;
+            } else if (sock != -1) {
+                close(sock);
             }
-            event_count--;
         }
 
-        /* Find the clients select marked readable, until all events are handled. */
-        for (int i = 0; i < client_count && event_count > 0; i++) {
-            int client = clients[i];
-            if (!FD_ISSET(client, &read_set))
-                continue;
-            event_count--;
+        for (int i = 0; i < client_count; i++) {
+            struct client *client = clients[i];
+            int failed = 0;
 
-            /* Echo what came; recv returns 0 once the client has closed its side. */
-            char buffer[BUFFER_SIZE];
-            ssize_t bytes_read = recv_retry(client, buffer, sizeof buffer);
-            if (bytes_read > 0 && send_all(client, buffer, bytes_read) == 0) {
-                printf("socket sent data\n");
-                continue;
+            /* Echo: what arrives goes straight into the pending output. Unlike the tutorial
+             * we do not shut down sending after the greeting: the echo could not be sent. */
+            if (FD_ISSET(client->sock, &read_set)) {
+                char *free_space = client->pending + client->pending_length;
+                ssize_t bytes_read;
+                RETRY_ON_EINTR(bytes_read, recv(client->sock, free_space,
+                                                PENDING_SIZE - client->pending_length, 0));
+                if (bytes_read == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                    fprintf(stderr, "%s: recv: %s\n", program_name, strerror(errno));
+                    failed = 1;
+                } else if (bytes_read == 0) {
+                    client->finished = 1; /* recv returns 0: the client has finished sending */
+                } else if (bytes_read > 0) {
+                    client->pending_length += bytes_read;
+                    printf("socket sent data\n");
+                }
             }
-            if (bytes_read == -1 || bytes_read > 0) /* one client's error ends only its turn */
-                fprintf(stderr, "%s: %s: %s\n", program_name, bytes_read == -1 ? "recv" : "send",
-                        strerror(errno));
 
-            /* The client is gone: close it and move the last client into its place, then
-             * look at this place again. */
-            close(client);
-            disconnected_count++;
-            printf("socket disconnected\n");
-            clients[i--] = clients[--client_count];
+            /* Send what the client can take now; the rest waits for the next turn. */
+            if (!failed && client->pending_length > 0 && send_pending(client) == -1) {
+                fprintf(stderr, "%s: send: %s\n", program_name, strerror(errno));
+                failed = 1;
+            }
+
+            /* Done with this client once it has finished and has all its echo, or failed:
+             * close it, and move the last client into its place to look at next. */
+            if (failed || (client->finished && client->pending_length == 0)) {
+                close(client->sock);
+                free(client);
+                clients[i--] = clients[--client_count];
+                disconnected_count++;
+                printf("socket disconnected\n");
+            }
         }
     }
 
     /* The count is reached: close the clients still connected, then the listener. */
-    for (int i = 0; i < client_count; i++)
-        close(clients[i]);
+    for (int i = 0; i < client_count; i++) {
+        close(clients[i]->sock);
+        free(clients[i]);
+    }
     close(listener);
     if (fflush(stdout) == EOF || ferror(stdout))
         die("stdout");

@@ -4,6 +4,7 @@
 #ifndef SOCKET_HELPERS_H
 #define SOCKET_HELPERS_H
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -86,13 +87,28 @@ static inline int send_all(int sock, const void *data, size_t size) {
     return 0;
 }
 
+/* Write bytes from the network to `out`. On a terminal, each byte that is not printable text
+ * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
+static inline int write_received(FILE *out, const char *data, size_t length) {
+    if (!isatty(fileno(out)))
+        return fwrite(data, 1, length, out) == length ? 0 : -1;
+    for (size_t i = 0; i < length; i++) {
+        unsigned char byte = (unsigned char)data[i];
+        int shown = isprint(byte) || byte == '\n' || byte == '\t' ? fputc(byte, out)
+                                                                  : fprintf(out, "\\x%02x", byte);
+        if (shown < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Copy the stream to `out` as it arrives, in whatever pieces, until the peer shuts down its
  * sending side (recv returns 0). Returns 0, or -1 with errno set (EAGAIN: timeout). */
 static inline int receive_until_eof(int sock, FILE *out) {
     char buffer[IO_CHUNK_SIZE];
     ssize_t bytes_read;
     while ((bytes_read = recv_retry(sock, buffer, sizeof buffer)) > 0)
-        if (fwrite(buffer, 1, (size_t)bytes_read, out) != (size_t)bytes_read)
+        if (write_received(out, buffer, (size_t)bytes_read) == -1)
             return -1;
     return bytes_read == 0 ? 0 : -1;
 }

@@ -7,7 +7,6 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
@@ -112,27 +111,34 @@ static socklen_t make_address(const struct options *options, union socket_addres
 static void print_ready_line(int sock, const struct options *options) {
     union socket_address bound;
     socklen_t length = sizeof bound;
-    char host[INET6_ADDRSTRLEN];
-    if (options->family == AF_UNIX) {
+    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
+    if (options->family == AF_UNIX)
         fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
-        return;
-    }
-    if (getsockname(sock, &bound.any, &length) == -1)
+    else if (getsockname(sock, &bound.any, &length) == 0 &&
+             getnameinfo(&bound.any, length, host, sizeof host, port, sizeof port,
+                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
+    else
         die("getsockname");
-    int is_ip4 = bound.any.sa_family == AF_INET;
-    inet_ntop(bound.any.sa_family, is_ip4 ? (void *)&bound.ip4.sin_addr : &bound.ip6.sin6_addr,
-              host, sizeof host);
-    fprintf(stderr, "%s: ready on %s port %u\n", program_name, host,
-            ntohs(is_ip4 ? bound.ip4.sin_port : bound.ip6.sin6_port));
 }
 
-/* Our socket file, removed when we exit: a UNIX socket leaves a file behind. */
+/* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
 static const char *socket_file;
 
-static void remove_socket_file(void) { unlink(socket_file); }
+static void remove_socket_file(void) {
+    if (socket_file != NULL)
+        unlink(socket_file);
+}
 
-static void remove_socket_file_and_die(int signal_number) {
-    unlink(socket_file); /* unlink, signal and raise are safe inside a handler */
+/* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
+ * so that whoever started us sees it. Only async-signal-safe calls in here. */
+static void stop_on_signal(int signal_number) {
+    const char *reason =
+        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
+    remove_socket_file();
+    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
+    written = write(STDERR_FILENO, reason, strlen(reason));
+    (void)written; /* nothing to do if stderr is gone */
     signal(signal_number, SIG_DFL);
     raise(signal_number);
 }
@@ -154,6 +160,8 @@ int main(int argc, char **argv) {
     ignore_sigpipe();
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
     struct options options = parse_options(argc, argv);
+    signal(SIGINT, stop_on_signal);
+    signal(SIGTERM, stop_on_signal);
 
     /* A stream socket of the chosen family: TCP over IPv4 or IPv6, or a UNIX stream. */
     int listener = socket(options.family, SOCK_STREAM, 0);
@@ -177,8 +185,6 @@ int main(int argc, char **argv) {
     if (options.family == AF_UNIX) {
         socket_file = options.path;
         atexit(remove_socket_file);
-        signal(SIGINT, remove_socket_file_and_die);
-        signal(SIGTERM, remove_socket_file_and_die);
     }
 
     /* Listen: the kernel now completes connections and queues up to BACKLOG of them

@@ -7,10 +7,10 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include "socket_helpers.h"
@@ -110,27 +110,34 @@ static socklen_t make_address(const struct options *options, union socket_addres
 static void print_ready_line(int sock, const struct options *options) {
     union socket_address bound;
     socklen_t length = sizeof bound;
-    char host[INET6_ADDRSTRLEN];
-    if (options->family == AF_UNIX) {
+    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
+    if (options->family == AF_UNIX)
         fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
-        return;
-    }
-    if (getsockname(sock, &bound.any, &length) == -1)
+    else if (getsockname(sock, &bound.any, &length) == 0 &&
+             getnameinfo(&bound.any, length, host, sizeof host, port, sizeof port,
+                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
+    else
         die("getsockname");
-    int is_ip4 = bound.any.sa_family == AF_INET;
-    inet_ntop(bound.any.sa_family, is_ip4 ? (void *)&bound.ip4.sin_addr : &bound.ip6.sin6_addr,
-              host, sizeof host);
-    fprintf(stderr, "%s: ready on %s port %u\n", program_name, host,
-            ntohs(is_ip4 ? bound.ip4.sin_port : bound.ip6.sin6_port));
 }
 
-/* Our socket file, removed when we exit: a UNIX socket leaves a file behind. */
+/* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
 static const char *socket_file;
 
-static void remove_socket_file(void) { unlink(socket_file); }
+static void remove_socket_file(void) {
+    if (socket_file != NULL)
+        unlink(socket_file);
+}
 
-static void remove_socket_file_and_die(int signal_number) {
-    unlink(socket_file); /* unlink, signal and raise are safe inside a handler */
+/* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
+ * so that whoever started us sees it. Only async-signal-safe calls in here. */
+static void stop_on_signal(int signal_number) {
+    const char *reason =
+        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
+    remove_socket_file();
+    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
+    written = write(STDERR_FILENO, reason, strlen(reason));
+    (void)written; /* nothing to do if stderr is gone */
     signal(signal_number, SIG_DFL);
     raise(signal_number);
 }
@@ -167,6 +174,8 @@ int main(int argc, char **argv) {
     ignore_sigpipe();
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
     struct options options = parse_options(argc, argv);
+    signal(SIGINT, stop_on_signal);
+    signal(SIGTERM, stop_on_signal);
 
     /* The reply must fit in one datagram. */
     static char reply[MAX_DATAGRAM + 1];
@@ -188,36 +197,41 @@ int main(int argc, char **argv) {
     if (options.family == AF_UNIX) {
         socket_file = options.path;
         atexit(remove_socket_file);
-        signal(SIGINT, remove_socket_file_and_die);
-        signal(SIGTERM, remove_socket_file_and_die);
     }
     print_ready_line(sock, &options);
 
     for (long answered = 0; options.count == 0 || answered < options.count; answered++) {
         printf("Waiting for data...\n");
 
-        /* recvfrom fills at most sizeof buffer bytes (a buffer of size 0 receives nothing),
-         * and tells us who sent the datagram so we can answer. A signal may interrupt the
-         * wait (EINTR): RETRY_ON_EINTR is the tutorial's `goto try_again`. */
+        /* Receive one datagram and the address it came from, as the tutorial's receiveFrom.
+         * We use recvmsg, the general form of recvfrom, because it also tells (MSG_TRUNC)
+         * when the datagram did not fit: the rest of it is lost. A buffer of size 0 would
+         * receive nothing. A signal may interrupt the wait: RETRY_ON_EINTR is the
+         * tutorial's `goto try_again`. */
         char buffer[BUFFER_SIZE];
         union socket_address sender;
-        socklen_t sender_length = sizeof sender;
+        struct iovec into = {.iov_base = buffer, .iov_len = sizeof buffer};
+        struct msghdr datagram = {
+            .msg_name = &sender, .msg_namelen = sizeof sender, .msg_iov = &into, .msg_iovlen = 1};
         ssize_t bytes_read;
-        RETRY_ON_EINTR(bytes_read,
-                       recvfrom(sock, buffer, sizeof buffer, 0, &sender.any, &sender_length));
+        RETRY_ON_EINTR(bytes_read, recvmsg(sock, &datagram, 0));
         if (bytes_read == -1)
-            die("recvfrom");
+            die("recvmsg");
 
         /* Zero bytes is an empty datagram, not a closed connection: there is none. */
         printf("Received: ");
-        fwrite(buffer, 1, bytes_read, stdout);
+        if (write_received(stdout, buffer, bytes_read) == -1)
+            die("stdout");
         printf("\n");
+        if (datagram.msg_flags & MSG_TRUNC)
+            fprintf(stderr, "%s: datagram truncated: longer than the %d-byte buffer\n",
+                    program_name, BUFFER_SIZE);
 
         /* Answer the address the datagram came from. A datagram is sent whole or not
          * at all, so there is no partial send to loop over. */
         ssize_t bytes_sent;
         RETRY_ON_EINTR(bytes_sent,
-                       sendto(sock, reply, reply_length, 0, &sender.any, sender_length));
+                       sendto(sock, reply, reply_length, 0, &sender.any, datagram.msg_namelen));
         if (bytes_sent == -1)
             die("sendto");
     }

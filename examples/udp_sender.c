@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 
 #include "socket_helpers.h"
@@ -129,7 +130,26 @@ static socklen_t make_own_address(const struct options *options, union socket_ad
     return sizeof address->local;
 }
 
-static void remove_own_socket_file(void) { unlink(own_socket_file); }
+/* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
+static const char *socket_file;
+
+static void remove_socket_file(void) {
+    if (socket_file != NULL)
+        unlink(socket_file);
+}
+
+/* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
+ * so that whoever started us sees it. Only async-signal-safe calls in here. */
+static void stop_on_signal(int signal_number) {
+    const char *reason =
+        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
+    remove_socket_file();
+    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
+    written = write(STDERR_FILENO, reason, strlen(reason));
+    (void)written; /* nothing to do if stderr is gone */
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
 
 /* The message to send: the -m text, or all of stdin for "-m -". A datagram holds at most
  * MAX_DATAGRAM bytes, one less than `size`. */
@@ -151,6 +171,8 @@ int main(int argc, char **argv) {
     ignore_sigpipe();
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
     struct options options = parse_options(argc, argv);
+    signal(SIGINT, stop_on_signal);
+    signal(SIGTERM, stop_on_signal);
     static char message[MAX_DATAGRAM + 1];
     size_t message_length = load_message(options.message, message, sizeof message);
 
@@ -164,8 +186,10 @@ int main(int argc, char **argv) {
     socklen_t own_length = make_own_address(&options, &own_address);
     if (bind(sock, &own_address.any, own_length) == -1)
         die("bind");
-    if (options.family == AF_UNIX)
-        atexit(remove_own_socket_file);
+    if (options.family == AF_UNIX) {
+        socket_file = own_socket_file;
+        atexit(remove_socket_file);
+    }
 
     /* A lost datagram or a missing receiver is never reported: without a receive timeout
      * (SO_RCVTIMEO, see "About timeouts") we would wait for the reply forever. */
@@ -184,21 +208,28 @@ int main(int argc, char **argv) {
     if (bytes_sent == -1)
         die("sendto");
 
-    /* Any socket can both send and receive: wait here for the reply. */
+    /* Any socket can both send and receive: wait here for the reply. recvmsg is recvfrom
+     * that also tells (MSG_TRUNC) when the datagram was longer than our buffer. */
     char buffer[BUFFER_SIZE];
+    struct iovec into = {.iov_base = buffer, .iov_len = sizeof buffer};
+    struct msghdr datagram = {.msg_iov = &into, .msg_iovlen = 1};
     ssize_t bytes_read;
-    RETRY_ON_EINTR(bytes_read, recvfrom(sock, buffer, sizeof buffer, 0, NULL, NULL));
+    RETRY_ON_EINTR(bytes_read, recvmsg(sock, &datagram, 0));
     if (bytes_read == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         fprintf(stderr, "%s: no reply within %ld s — is udp_receiver running?\n", program_name,
                 options.timeout);
         exit(EXIT_FAILURE);
     }
     if (bytes_read == -1)
-        die("recvfrom");
+        die("recvmsg");
 
     printf("Got response: ");
-    fwrite(buffer, 1, bytes_read, stdout);
+    if (write_received(stdout, buffer, bytes_read) == -1)
+        die("stdout");
     printf("\n");
+    if (datagram.msg_flags & MSG_TRUNC)
+        fprintf(stderr, "%s: datagram truncated: longer than the %d-byte buffer\n", program_name,
+                BUFFER_SIZE);
 
     close(sock);
     if (fflush(stdout) == EOF || ferror(stdout))
