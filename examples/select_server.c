@@ -164,13 +164,15 @@ static void remove_stale_socket(const char *path) {
 /* The greeting: the -m text, or all of stdin for "-m -", read once since every client
  * gets it. It must fit in a client's pending output: at most PENDING_SIZE bytes. */
 static size_t load_message(const char *text, char *message, size_t size) {
-    ssize_t length = strlen(text) < size ? (ssize_t)strlen(text) : -1;
-    if (strcmp(text, "-") == 0)
+    ssize_t length = -1;
+    if (strcmp(text, "-") == 0) {
         length = read_whole(STDIN_FILENO, message, size);
-    else if (length != -1)
+        if (length == -1 && errno != EMSGSIZE)
+            die("stdin");
+    } else if (strlen(text) < size) {
+        length = strlen(text);
         memcpy(message, text, length);
-    if (length == -1 && errno != EMSGSIZE)
-        die("stdin");
+    }
     if (length == -1)
         fail("greeting too long", "at most 4096 bytes");
     return length;

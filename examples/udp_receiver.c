@@ -157,13 +157,15 @@ static void remove_stale_socket(const char *path) {
 /* The message to send: the -m text, or all of stdin for "-m -". A datagram holds at most
  * MAX_DATAGRAM bytes, one less than `size`. */
 static size_t load_message(const char *text, char *message, size_t size) {
-    ssize_t length = strlen(text) < size ? (ssize_t)strlen(text) : -1;
-    if (strcmp(text, "-") == 0)
+    ssize_t length = -1;
+    if (strcmp(text, "-") == 0) {
         length = read_whole(STDIN_FILENO, message, size);
-    else if (length != -1)
+        if (length == -1 && errno != EMSGSIZE)
+            die("stdin");
+    } else if (strlen(text) < size) {
+        length = strlen(text);
         memcpy(message, text, length);
-    if (length == -1 && errno != EMSGSIZE)
-        die("stdin");
+    }
     if (length == -1)
         fail("message too long for one datagram", "at most 65507 bytes");
     return length;

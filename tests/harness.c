@@ -1,4 +1,4 @@
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX plus posix_openpt, grantpt, unlockpt, ptsname */
 /* harness.c: see harness.h. One poll() loop reads every pipe of every running program, so a
  * program never blocks on a full pipe while we wait for another one. */
 #include "harness.h"
@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -103,6 +104,33 @@ static void make_pipe(int ends[2]) {
     fcntl(ends[1], F_SETFD, FD_CLOEXEC);
 }
 
+/* A pseudo-terminal for the child's stdout: ends[0] the master side we read (like a pipe's
+ * read end: at end of output, once the child has closed its side, read fails with EIO),
+ * ends[1] the terminal the child writes to. */
+static void make_terminal(int ends[2]) {
+    struct termios settings;
+    int master = posix_openpt(O_RDWR | O_NOCTTY); /* NOCTTY: never our controlling terminal */
+    const char *name = master == -1 || grantpt(master) == -1 || unlockpt(master) == -1
+                           ? NULL
+                           : ptsname(master);
+    int terminal = name == NULL ? -1 : open(name, O_RDWR | O_NOCTTY);
+    /* A terminal turns "\n" into "\r\n" on output: switch output processing off so the
+     * bytes come out as the program wrote them. */
+    if (terminal == -1 || tcgetattr(terminal, &settings) == -1) {
+        perror("harness: pseudo-terminal");
+        exit(EXIT_FAILURE);
+    }
+    settings.c_oflag &= ~(tcflag_t)OPOST;
+    if (tcsetattr(terminal, TCSANOW, &settings) == -1) {
+        perror("harness: tcsetattr");
+        exit(EXIT_FAILURE);
+    }
+    fcntl(master, F_SETFD, FD_CLOEXEC);
+    fcntl(terminal, F_SETFD, FD_CLOEXEC);
+    ends[0] = master;
+    ends[1] = terminal;
+}
+
 /* Open what the child's stdin should be, before the fork so errors show in the test. */
 static int open_input(const struct run_options *options) {
     if (options->input_file != NULL)
@@ -148,13 +176,19 @@ static struct process *start(const char *path, const char *const argv[],
         fprintf(stderr, "harness: more than %d processes in one test\n", MAX_PROCESSES);
         exit(EXIT_FAILURE);
     }
+    if (options->terminal && options->output_file != NULL) {
+        fprintf(stderr, "harness: stdout is either a terminal or a file, not both\n");
+        exit(EXIT_FAILURE);
+    }
     int input = open_input(options);
     if (input == -1) {
         fprintf(stderr, "harness: cannot open stdin for %s: %s\n", argv[0], strerror(errno));
         exit(EXIT_FAILURE);
     }
     int out[2] = {-1, -1}, err[2];
-    if (options->output_file == NULL)
+    if (options->terminal)
+        make_terminal(out);
+    else if (options->output_file == NULL)
         make_pipe(out);
     make_pipe(err);
     /* The child's argv[0] is the path, as when a shell runs ./bin/tcp_client. */

@@ -31,7 +31,8 @@ struct process {
     pid_t pid;
     const char *name;  /* program name: "tcp_client" */
     const char *label; /* name shown in messages and echoed lines */
-    int stdout_fd;     /* read ends of the pipes; -1 once at end of file (or not a pipe) */
+    int stdout_fd;     /* read ends of the pipes (or the terminal's master side); -1 once at
+                          end of file (or when stdout goes to a file) */
     int stderr_fd;
     struct output out; /* everything printed on stdout so far (unless sent to a file) */
     struct output err; /* everything printed on stderr so far */
@@ -48,6 +49,8 @@ struct run_options {
     bool echo;                  /* print each line as it comes: "label         | line" */
     const char *const *wrapper; /* run the program under this command (NULL-terminated argv):
                                    {"strace", "-f", ..., NULL}; replaces VALGRIND=1 */
+    bool terminal;              /* stdout is a pseudo-terminal (isatty is true there), read
+                                   like a pipe; "\n" stays "\n" (no output processing) */
 };
 
 /* Start $BIN_DIR/argv[0] with argv; options may be NULL. Exits the caller if fork fails.
