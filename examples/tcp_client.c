@@ -29,7 +29,7 @@ enum { MAX_TIMEOUT = 86400 };
     "  -H HOST     the server's host (default localhost)\n"                                   \
     "  -p PORT     the server's port (default 2525)\n"                                        \
     "  -m TEXT     reply to send (default \"Thanks! Bye.\"; - sends all of stdin)\n"          \
-    "  -t SECONDS  give up when nothing arrives for this long (default 0 = never)\n"          \
+    "  -t SECONDS  give up when nothing moves for this long (default 0 = never)\n"            \
     "  -e          echo mode: send first, then print all the server sends back\n"
 
 struct options {
@@ -119,9 +119,13 @@ static int connect_to_server(const struct options *options) {
 }
 
 /* Send our reply whole: the -m text, or all of stdin for "-m -", chunk by chunk. */
-static void send_reply(int sock, const char *reply) {
+static void send_reply(int sock, const char *reply, long timeout) {
     int sent = strcmp(reply, "-") == 0 ? send_until_eof(sock, STDIN_FILENO)
                                        : send_all(sock, reply, strlen(reply));
+    if (sent == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        fprintf(stderr, "%s: could not send for %ld s\n", program_name, timeout);
+        exit(EXIT_FAILURE);
+    }
     if (sent == -1)
         die("send");
 }
@@ -152,15 +156,19 @@ int main(int argc, char **argv) {
     int sock = connect_to_server(&options);
     printf("Client connected!\n");
 
-    /* Optionally give up when the server goes quiet (SO_RCVTIMEO, "About timeouts"). */
+    /* Optionally give up when nothing moves for a while ("About timeouts"): SO_RCVTIMEO
+     * when the server goes quiet, SO_SNDTIMEO when it stops taking what we send. */
     struct timeval timeout = {.tv_sec = options.timeout};
-    if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == -1)
-        die("setsockopt SO_RCVTIMEO");
+    if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == -1 ||
+        setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) == -1)
+        die("setsockopt");
 
     if (options.echo_mode) {
         /* Echo mode: send first, then shut down our sending side so that the server
-         * sees the end of our message, and print everything it sends back. */
-        send_reply(sock, options.reply);
+         * sees the end of our message, and print everything it sends back. We read only
+         * after sending it all: fine for a message, but an echo larger than the socket
+         * buffers would leave both sides waiting (-t turns that into an error). */
+        send_reply(sock, options.reply, options.timeout);
         if (shutdown(sock, SHUT_WR) == -1)
             die("shutdown");
         printf("reply sent!\n");
@@ -168,7 +176,7 @@ int main(int argc, char **argv) {
     } else {
         /* The tutorial's order: the server speaks first, then we reply. */
         print_server_message(sock, options.timeout);
-        send_reply(sock, options.reply);
+        send_reply(sock, options.reply, options.timeout);
         printf("reply sent!\n");
     }
 
