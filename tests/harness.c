@@ -110,9 +110,8 @@ static void make_pipe(int ends[2]) {
 static void make_terminal(int ends[2]) {
     struct termios settings;
     int master = posix_openpt(O_RDWR | O_NOCTTY); /* NOCTTY: never our controlling terminal */
-    const char *name = master == -1 || grantpt(master) == -1 || unlockpt(master) == -1
-                           ? NULL
-                           : ptsname(master);
+    const char *name =
+        master == -1 || grantpt(master) == -1 || unlockpt(master) == -1 ? NULL : ptsname(master);
     int terminal = name == NULL ? -1 : open(name, O_RDWR | O_NOCTTY);
     /* A terminal turns "\n" into "\r\n" on output: switch output processing off so the
      * bytes come out as the program wrote them. */

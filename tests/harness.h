@@ -50,7 +50,8 @@ struct run_options {
     const char *const *wrapper; /* run the program under this command (NULL-terminated argv):
                                    {"strace", "-f", ..., NULL}; replaces VALGRIND=1 */
     bool terminal;              /* stdout is a pseudo-terminal (isatty is true there), read
-                                   like a pipe; "\n" stays "\n" (no output processing) */
+                                   like a pipe; "\n" stays "\n" (no output processing).
+                                   Not together with output_file. */
 };
 
 /* Start $BIN_DIR/argv[0] with argv; options may be NULL. Exits the caller if fork fails.
@@ -94,14 +95,14 @@ bool have_tool(const char *tool, const char *package);
 
 /* In a cmocka test that needs a tool (strace, nc, socat): skip the test when it is missing,
  * but fail it under REQUIRE_TOOLS=1, as make check sets, so that nothing is left unchecked. */
-#define NEED_TOOL(tool, package)                                                                   \
-    do {                                                                                           \
-        if (!have_tool(tool, package)) {                                                           \
-            const char *required = getenv("REQUIRE_TOOLS");                                        \
-            if (required != NULL && strcmp(required, "1") == 0)                                    \
-                _fail(__FILE__, __LINE__);                                                         \
-            skip();                                                                                \
-        }                                                                                          \
+#define NEED_TOOL(tool, package)                                \
+    do {                                                        \
+        if (!have_tool(tool, package)) {                        \
+            const char *required = getenv("REQUIRE_TOOLS");     \
+            if (required != NULL && strcmp(required, "1") == 0) \
+                _fail(__FILE__, __LINE__);                      \
+            skip();                                             \
+        }                                                       \
     } while (0)
 
 /* Kill and reap every process still running, free them all, remove the temporary directory. */
