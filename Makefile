@@ -11,8 +11,17 @@ PROGRAMS  = udp_receiver udp_sender tcp_server tcp_client select_server
 BINARIES  = $(PROGRAMS:%=$(BIN)/%)
 HARNESS   = tests/harness.c tests/harness.h
 TESTS     = $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
+SOURCES   = $(PROGRAMS:%=examples/%.c)
+# cppcheck 2.10 ignores C11 _Noreturn (its bug 15007), so we spell it the GNU way for it.
+CPPCHECK  = cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
+            --inline-suppr --std=c11 -q --library=posix -D'_Noreturn=__attribute__((noreturn))'
+PORTABLE  = gcc clang musl-gcc
+# In a recipe: name the Debian package of each missing TOOL:PACKAGE in $(1), then fail.
+need      = missing=0; for pair in $(1); do command -v $${pair%%:*} >/dev/null || { \
+            echo "make $@ needs $${pair%%:*}: apt-get install $${pair\#*:}"; missing=1; }; \
+            done; exit $$missing
 
-.PHONY: all demo test check clean cmocka
+.PHONY: all demo test check lint portable clean cmocka
 
 # Build the five programs.
 all: $(BINARIES)
@@ -38,6 +47,20 @@ check: all $(TESTS)
 	@for t in $(TESTS); do \
 	    REQUIRE_TOOLS=1 VALGRIND=1 BIN_DIR=$(BIN) valgrind -q --error-exitcode=86 $$t || exit 1; \
 	done
+
+# Static analysis of examples/, and the format of examples/ and tests/: any finding fails.
+lint:
+	@$(call need,gcc:gcc cppcheck:cppcheck clang-tidy:clang-tidy clang-format:clang-format)
+	for source in $(SOURCES); do gcc $(STRICT) -fanalyzer -c -o /dev/null $$source || exit 1; done
+	$(CPPCHECK) $(SOURCES)
+	clang-tidy --quiet $(SOURCES) -- $(STRICT)
+	clang-format --dry-run --Werror examples/*.[ch] tests/*.[ch]
+
+# Build the programs with gcc, clang and musl into build/portable/CC: C11 and POSIX only.
+portable:
+	@$(call need,gcc:gcc clang:clang musl-gcc:musl-tools)
+	for cc in $(PORTABLE); do $(MAKE) --no-print-directory CC=$$cc BIN=$(BUILD)/portable/$$cc \
+	    CFLAGS="-O2 -pedantic-errors -D_POSIX_C_SOURCE=200809L" all || exit 1; done
 
 # Remove everything the build made.
 clean:

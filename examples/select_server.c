@@ -143,8 +143,9 @@ static void stop_on_signal(int signal_number) {
         signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
     remove_socket_file();
     ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
-    written = write(STDERR_FILENO, reason, strlen(reason));
-    (void)written; /* nothing to do if stderr is gone */
+    if (written != -1)
+        written = write(STDERR_FILENO, reason, strlen(reason));
+    (void)written; /* if stderr is gone, there is no one left to tell */
     signal(signal_number, SIG_DFL);
     raise(signal_number);
 }
@@ -170,7 +171,7 @@ static size_t load_message(const char *text, char *message, size_t size) {
         if (length == -1 && errno != EMSGSIZE)
             die("stdin");
     } else if (strlen(text) < size) {
-        length = strlen(text);
+        length = (ssize_t)strlen(text);
         memcpy(message, text, length);
     }
     if (length == -1)

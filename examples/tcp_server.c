@@ -79,7 +79,7 @@ static struct options parse_options(int argc, char **argv) {
         usage_error("-u PATH takes no -H or -p");
     if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
         usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
-    if (strcmp(options.greeting, "-") == 0 && options.count != 1)
+    if (options.count != 1 && strcmp(options.greeting, "-") == 0)
         usage_error("-m - reads stdin once, so it needs -n 1");
     return options;
 }
@@ -137,8 +137,9 @@ static void stop_on_signal(int signal_number) {
         signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
     remove_socket_file();
     ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
-    written = write(STDERR_FILENO, reason, strlen(reason));
-    (void)written; /* nothing to do if stderr is gone */
+    if (written != -1)
+        written = write(STDERR_FILENO, reason, strlen(reason));
+    (void)written; /* if stderr is gone, there is no one left to tell */
     signal(signal_number, SIG_DFL);
     raise(signal_number);
 }

@@ -37,7 +37,7 @@ static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_serv
 #define COUNT(array) (sizeof(array) / sizeof(array)[0])
 
 #define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
-#define ECHO_CLIENT_LINES                                                                          \
+#define ECHO_CLIENT_LINES \
     "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
 #define ONE_SELECT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
 
@@ -96,11 +96,11 @@ static void check_output(const struct process *process, const char *stream,
 /* Finish the process and fail unless it exited with this status. */
 #define assert_exit(process, status) check_exit(process, status, __FILE__, __LINE__)
 /* Fail unless stdout (stderr) holds exactly these bytes. */
-#define assert_stdout(process, text)                                                               \
+#define assert_stdout(process, text) \
     check_output(process, "stdout", &(process)->out, text, false, __FILE__, __LINE__)
-#define assert_stderr(process, text)                                                               \
+#define assert_stderr(process, text) \
     check_output(process, "stderr", &(process)->err, text, false, __FILE__, __LINE__)
-#define assert_stdout_starts_with(process, text)                                                   \
+#define assert_stdout_starts_with(process, text) \
     check_output(process, "stdout", &(process)->out, text, true, __FILE__, __LINE__)
 
 /* Wait for the server's ready line and return its port as text, for the client's -p. */
@@ -425,7 +425,7 @@ static void check_file(const char *path, const char *before, const char *payload
                 (long long)got_status.st_size, offset);
     _fail(file, line);
 }
-#define assert_file_holds(path, before, payload, after)                                            \
+#define assert_file_holds(path, before, payload, after) \
     check_file(path, before, payload, after, __FILE__, __LINE__)
 
 static void tcp_client_sends_64_mib_from_stdin_byte_for_byte(void **state) {
