@@ -225,14 +225,13 @@ int main(int argc, char **argv) {
         die("setsockopt SO_REUSEADDR");
     union socket_address address;
     socklen_t address_length = make_address(&options, &address);
-    if (options.family == AF_UNIX)
+    if (options.family == AF_UNIX) {
         remove_stale_socket(options.path);
+        socket_file = options.path; /* from now on a signal removes it */
+    }
     if (bind(listener, &address.any, address_length) == -1)
         die("bind");
-    if (options.family == AF_UNIX) {
-        socket_file = options.path;
-        atexit(remove_socket_file);
-    }
+    atexit(remove_socket_file);
     if (listen(listener, BACKLOG) == -1)
         die("listen");
     printf("listening\n");

@@ -102,27 +102,33 @@ static inline int write_received(FILE *out, const char *data, size_t length) {
     return 0;
 }
 
+enum { SOCKET_FAILED = -1, FILE_FAILED = -2 }; /* what the two copy loops below return */
+
 /* Copy the stream to `out` as it arrives, in whatever pieces, until the peer shuts down its
- * sending side (recv returns 0). Returns 0, or -1 with errno set (EAGAIN: timeout). */
+ * sending side (recv returns 0). Returns 0, SOCKET_FAILED (errno EAGAIN: a timeout passed)
+ * or FILE_FAILED, with errno set. */
 static inline int receive_until_eof(int sock, FILE *out) {
     char buffer[IO_CHUNK_SIZE];
     ssize_t bytes_read;
     while ((bytes_read = recv_retry(sock, buffer, sizeof buffer)) > 0)
         if (write_received(out, buffer, (size_t)bytes_read) == -1)
-            return -1;
-    return bytes_read == 0 ? 0 : -1;
+            return FILE_FAILED;
+    return bytes_read == 0 ? 0 : SOCKET_FAILED;
 }
 
-/* Send all that `input` holds, chunk by chunk, whatever its size. Returns 0, or -1. */
+/* Send all that `input` holds, chunk by chunk, whatever its size. Returns 0, SOCKET_FAILED
+ * or FILE_FAILED (reading input), with errno set. */
 static inline int send_until_eof(int sock, int input) {
     char buffer[IO_CHUNK_SIZE];
     ssize_t bytes_read;
     for (;;) {
         RETRY_ON_EINTR(bytes_read, read(input, buffer, sizeof buffer));
-        if (bytes_read <= 0)
-            return (int)bytes_read;
+        if (bytes_read == -1)
+            return FILE_FAILED;
+        if (bytes_read == 0)
+            return 0;
         if (send_all(sock, buffer, (size_t)bytes_read) == -1)
-            return -1;
+            return SOCKET_FAILED;
     }
 }
 

@@ -122,6 +122,8 @@ static int connect_to_server(const struct options *options) {
 static void send_reply(int sock, const char *reply, long timeout) {
     int sent = strcmp(reply, "-") == 0 ? send_until_eof(sock, STDIN_FILENO)
                                        : send_all(sock, reply, strlen(reply));
+    if (sent == FILE_FAILED)
+        die("stdin");
     if (sent == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         fprintf(stderr, "%s: could not send for %ld s\n", program_name, timeout);
         exit(EXIT_FAILURE);
@@ -134,15 +136,18 @@ static void send_reply(int sock, const char *reply, long timeout) {
  * its sending side (recv returns 0). */
 static void print_server_message(int sock, long timeout) {
     printf("Received from server: ");
-    if (receive_until_eof(sock, stdout) == -1) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            printf("\n"); /* end the line we started before the error line */
-            fprintf(stderr, "%s: no data within %ld s\n", program_name, timeout);
-            exit(EXIT_FAILURE);
-        }
-        die("recv");
+    int received = receive_until_eof(sock, stdout);
+    int receive_error = errno;
+    printf("\n"); /* ends the line, also before an error line */
+    errno = receive_error;
+    if (received == FILE_FAILED)
+        die("stdout");
+    if (received == SOCKET_FAILED && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        fprintf(stderr, "%s: no data within %ld s\n", program_name, timeout);
+        exit(EXIT_FAILURE);
     }
-    printf("\n");
+    if (received == SOCKET_FAILED)
+        die("recv");
 }
 
 int main(int argc, char **argv) {

@@ -179,14 +179,13 @@ int main(int argc, char **argv) {
      * we bind localhost unless -H says otherwise, so a demo is not open to the network. */
     union socket_address address;
     socklen_t address_length = make_address(&options, &address);
-    if (options.family == AF_UNIX)
+    if (options.family == AF_UNIX) {
         remove_stale_socket(options.path);
+        socket_file = options.path; /* from now on a signal removes it */
+    }
     if (bind(listener, &address.any, address_length) == -1)
         die("bind");
-    if (options.family == AF_UNIX) {
-        socket_file = options.path;
-        atexit(remove_socket_file);
-    }
+    atexit(remove_socket_file);
 
     /* Listen: the kernel now completes connections and queues up to BACKLOG of them
      * until we accept them. */
@@ -207,7 +206,9 @@ int main(int argc, char **argv) {
         int sent = strcmp(options.greeting, "-") == 0
                        ? send_until_eof(client, STDIN_FILENO)
                        : send_all(client, options.greeting, strlen(options.greeting));
-        if (sent == -1)
+        if (sent == FILE_FAILED)
+            die("stdin");
+        if (sent == SOCKET_FAILED)
             die("send");
 
         /* Shut down our sending side only: the client sees the end of our message
@@ -218,9 +219,14 @@ int main(int argc, char **argv) {
         /* The reply may come in any number of pieces: print each as it arrives, until
          * the client shuts down its side too. */
         printf("Got from client: ");
-        if (receive_until_eof(client, stdout) == -1)
+        int received = receive_until_eof(client, stdout);
+        int receive_error = errno;
+        printf("\n"); /* ends the line, also before an error line */
+        errno = receive_error;
+        if (received == FILE_FAILED)
+            die("stdout");
+        if (received == SOCKET_FAILED)
             die("recv");
-        printf("\n");
 
         close(client);
     }

@@ -193,14 +193,13 @@ int main(int argc, char **argv) {
      * needs no connection: once bound, it can receive. */
     union socket_address address;
     socklen_t address_length = make_address(&options, &address);
-    if (options.family == AF_UNIX)
+    if (options.family == AF_UNIX) {
         remove_stale_socket(options.path);
+        socket_file = options.path; /* from now on a signal removes it */
+    }
     if (bind(sock, &address.any, address_length) == -1)
         die("bind");
-    if (options.family == AF_UNIX) {
-        socket_file = options.path;
-        atexit(remove_socket_file);
-    }
+    atexit(remove_socket_file);
     print_ready_line(sock, &options);
 
     for (long answered = 0; options.count == 0 || answered < options.count; answered++) {

@@ -187,12 +187,11 @@ int main(int argc, char **argv) {
     /* Bind our own end; the receiver learns it from each datagram we send. */
     union socket_address own_address;
     socklen_t own_length = make_own_address(&options, &own_address);
+    if (options.family == AF_UNIX)
+        socket_file = own_socket_file; /* from now on a signal removes it */
     if (bind(sock, &own_address.any, own_length) == -1)
         die("bind");
-    if (options.family == AF_UNIX) {
-        socket_file = own_socket_file;
-        atexit(remove_socket_file);
-    }
+    atexit(remove_socket_file);
 
     /* A lost datagram or a missing receiver is never reported: without a receive timeout
      * (SO_RCVTIMEO, see "About timeouts") we would wait for the reply forever. */
