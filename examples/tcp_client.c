@@ -29,7 +29,7 @@ enum { MAX_TIMEOUT = 86400 };
     "  -H HOST     the server's host (default localhost)\n"                                   \
     "  -p PORT     the server's port (default 2525)\n"                                        \
     "  -m TEXT     reply to send (default \"Thanks! Bye.\"; - sends all of stdin)\n"          \
-    "  -t SECONDS  give up when nothing moves for this long (default 0 = never)\n"            \
+    "  -t SECONDS  give up when sending or receiving stalls this long (0 = never)\n"          \
     "  -e          echo mode: send first, then print all the server sends back\n"
 
 struct options {
@@ -161,7 +161,7 @@ int main(int argc, char **argv) {
     int sock = connect_to_server(&options);
     printf("Client connected!\n");
 
-    /* Optionally give up when nothing moves for a while ("About timeouts"): SO_RCVTIMEO
+    /* Optionally give up when a transfer stalls ("About timeouts"): SO_RCVTIMEO
      * when the server goes quiet, SO_SNDTIMEO when it stops taking what we send. */
     struct timeval timeout = {.tv_sec = options.timeout};
     if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == -1 ||
