@@ -1,0 +1,822 @@
+#define _POSIX_C_SOURCE 200809L
+/* test_docs.c: the pages (README.md and every .md in docs/, found when the test runs) cannot
+ * drift from the programs. Each problem is named "page:line:", with what was expected and what
+ * came. docs/transcripts.md ("How the transcripts are checked") says the same for page writers.
+ *
+ * 1. Transcripts: a block fenced as ```transcript is a terminal session, checked by running it.
+ *        terminal 1 $ ./bin/tcp_server     a command typed in terminal 1 ("$ cmd": terminal 1)
+ *        tcp_server: ready on ...          its output: stdout and stderr as one stream
+ *        terminal 2 $ ./bin/tcp_server
+ *        tcp_server: bind: Address already in use
+ *        [exit 1]                          the command above exits with 1 (default: 0)
+ *        terminal 1:                       more output of terminal 1's running command
+ *    Commands run with /bin/sh -c from the repository root, in page order; one starts once the
+ *    previous command of its terminal has exited and every command running in another terminal
+ *    has printed a line (a server: once it is ready). Each ./bin/PROG gets "-p PORT" unless the
+ *    command has -p or -u, and the words 8765 and 2525 become PORT, a free port (one per
+ *    transcript); /tmp/ becomes a fresh directory. In the output, PORT reads as the page's port
+ *    (8765 with a udp_ program, else 2525) and the directory as /tmp/. Every command must exit
+ *    within the deadline, with exactly the lines shown for it and the status shown.
+ * 2. Line links: [`recvmsg`](../examples/udp_receiver.c#L215-L219) points inside the file, and
+ *    every `backticked` name in the link text occurs in those lines.
+ * 3. Diagrams: a mermaid sequenceDiagram lists its files, "%% code: examples/a.c examples/b.c",
+ *    and every call `name()` in a message label occurs as "name(" in one of them. */
+#include <setjmp.h> /* cmocka.h needs these four first */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+enum {
+    MAX_COMMANDS = 16,    /* in one transcript */
+    MAX_TERMINALS = 9,    /* terminal 1 to terminal 9 */
+    MAX_SHOWN_LINES = 64, /* of output shown for one command */
+    LINE_COPY = 512,      /* a longer line is output, never a command or a marker */
+    READ_CHUNK = 4096,
+    REAP_POLL_MS = 5,  /* between looks at a command that closed its output but has not exited */
+    SHOWN_BYTES = 300, /* of an output line, in a failure message */
+    UDP_PORT = 8765,   /* the tutorial's ports, as the pages show them */
+    TCP_PORT = 2525,
+};
+
+/* What checking one transcript found. */
+enum outcome { AS_SHOWN = 0, MALFORMED = 1, OUTPUT_DIFFERS = 2, STATUS_DIFFERS = 4, TOO_SLOW = 8 };
+
+#define VALGRIND_COMMAND \
+    "valgrind -q --error-exitcode=86 --leak-check=full --errors-for-leak-kinds=definite,indirect "
+
+/* ---- text that grows, pages, problems ---- */
+
+struct text {
+    char *data; /* '\0' after length bytes, once anything was added */
+    size_t length, capacity;
+};
+
+static void append(struct text *text, const char *bytes, size_t count) {
+    if (text->length + count + 1 > text->capacity) {
+        text->capacity = 2 * (text->length + count + 1);
+        if ((text->data = realloc(text->data, text->capacity)) == NULL)
+            exit(EXIT_FAILURE);
+    }
+    memcpy(text->data + text->length, bytes, count);
+    text->length += count;
+    text->data[text->length] = '\0';
+}
+
+static const char *string_of(const struct text *text) { return text->data ? text->data : ""; }
+
+static char *read_whole_file(const char *path) {
+    FILE *file = fopen(path, "rb");
+    struct text text = {0};
+    char chunk[READ_CHUNK];
+    size_t count;
+    if (file == NULL)
+        return NULL;
+    append(&text, "", 0);
+    while ((count = fread(chunk, 1, sizeof chunk, file)) > 0)
+        append(&text, chunk, count);
+    fclose(file);
+    return text.data;
+}
+
+struct line {
+    const char *text;
+    int length; /* without the '\n' */
+};
+
+struct page {
+    const char *name; /* from the repository root: "docs/02-datagrams.md" */
+    char *text;
+    struct line *lines;
+    int count;
+};
+
+/* The page made of text (which it then owns), split into lines. */
+static struct page page_of(const char *name, char *text) {
+    struct page page = {name, text, NULL, 0};
+    for (const char *at = text; *at != '\0'; page.count++) {
+        const char *end = strchr(at, '\n');
+        if ((page.lines = realloc(page.lines, (page.count + 1u) * sizeof *page.lines)) == NULL)
+            exit(EXIT_FAILURE);
+        page.lines[page.count] = (struct line){at, end ? (int)(end - at) : (int)strlen(at)};
+        at += page.lines[page.count].length + (end != NULL);
+    }
+    return page;
+}
+
+static bool is_fence(const struct line *line) {
+    return line->length >= 3 && strncmp(line->text, "```", 3) == 0;
+}
+
+/* The index of the fence that closes the block whose fence is at index open (or the end). */
+static int block_end(const struct page *page, int open) {
+    int end = open + 1;
+    while (end < page->count && !is_fence(&page->lines[end]))
+        end++;
+    return end;
+}
+
+/* The next block fenced as ```info at or after line index *open: *open and *end become the
+ * indexes of its two fences. False when there is none. */
+static bool next_block(const struct page *page, const char *info, int *open, int *end) {
+    for (; *open < page->count; ++*open) {
+        const struct line *fence = &page->lines[*open];
+        if (!is_fence(fence))
+            continue;
+        *end = block_end(page, *open);
+        if (fence->length == 3 + (int)strlen(info) &&
+            strncmp(fence->text + 3, info, strlen(info)) == 0)
+            return true;
+        *open = *end;
+    }
+    return false;
+}
+
+/* The line as a string, or "" when it is too long to be a command or a marker. */
+static void copy_line(const struct line *line, char copy[LINE_COPY]) {
+    int length = line->length < LINE_COPY ? line->length : 0;
+    memcpy(copy, line->text, (size_t)length);
+    copy[length] = '\0';
+}
+
+static int problems; /* found by the running test */
+static bool quiet;   /* while a test provokes problems on purpose: count them, do not print */
+
+static void problem(const char *page, int line, const char *format, ...) {
+    char message[2048];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    problems++;
+    if (!quiet)
+        print_error("%s:%d: %s\n", page, line, message);
+}
+
+static bool is_name_character(char c) { return isalnum((unsigned char)c) || c == '_'; }
+
+/* Whether name occurs in text[0, length), not inside a longer name ("send" in "sendto"). */
+static bool contains_name(const char *text, size_t length, const char *name) {
+    size_t size = strlen(name);
+    for (size_t i = 0; size > 0 && i + size <= length; i++)
+        if (memcmp(text + i, name, size) == 0 &&
+            (i == 0 || !is_name_character(name[0]) || !is_name_character(text[i - 1])) &&
+            (i + size == length || !is_name_character(name[size - 1]) ||
+             !is_name_character(text[i + size])))
+            return true;
+    return false;
+}
+
+/* ---- 1. transcripts: reading one ---- */
+
+struct command {
+    int terminal;
+    int line; /* on the page, where it is typed */
+    char typed[LINE_COPY];
+    struct text shown;                /* the output lines the page shows for it */
+    int shown_lines[MAX_SHOWN_LINES]; /* the page line of each */
+    int shown_count;
+    int exit_status; /* [exit N]; 0 when the page shows none */
+    pid_t pid;       /* 0 until started; also its process group */
+    int output;      /* read end of its one pipe for stdout and stderr; -1 at end of file */
+    struct text printed;
+    bool reaped;
+    int status; /* once reaped: exit code, 128 + signal, or TIMED_OUT */
+};
+
+struct transcript {
+    const char *page;
+    struct command commands[MAX_COMMANDS];
+    int count;
+    int port;             /* the free port it runs on */
+    int page_port;        /* UDP_PORT or TCP_PORT: the port the page shows instead */
+    const char *temp_dir; /* stands for /tmp/; ends with a '/' */
+};
+
+enum line_kind { OUTPUT, COMMAND, SECTION, EXIT_STATUS };
+
+/* "terminal 2 $ cmd" or "$ cmd" (terminal 1): COMMAND, with *number and *command set;
+ * "terminal 2:": SECTION; "[exit 1]": EXIT_STATUS, with *number set; anything else: OUTPUT. */
+static enum line_kind kind_of(const char *line, int *number, const char **command) {
+    static const char terminal[] = "terminal ";
+    size_t skip = strlen(terminal);
+    int used = 0;
+    *number = 1;
+    *command = line + 2;
+    if (strncmp(line, "$ ", 2) == 0)
+        return COMMAND;
+    if (sscanf(line, "[exit %d]%n", number, &used) == 1 && used == (int)strlen(line))
+        return *number >= 0 ? EXIT_STATUS : OUTPUT;
+    if (strncmp(line, terminal, skip) != 0 || !isdigit((unsigned char)line[skip]) ||
+        sscanf(line + skip, "%d%n", number, &used) != 1 || *number > MAX_TERMINALS)
+        return OUTPUT;
+    *command = line + skip + used + 3;
+    if (strcmp(line + skip + used, ":") == 0)
+        return *number >= 1 ? SECTION : OUTPUT;
+    return strncmp(line + skip + used, " $ ", 3) == 0 && *number >= 1 ? COMMAND : OUTPUT;
+}
+
+/* Read the block between the fences at open and end into t; false (with a problem) if bad. */
+static bool parse_transcript(struct transcript *t, const struct page *page, int open, int end) {
+    struct command *latest[MAX_TERMINALS + 1] = {NULL}, *current = NULL;
+    for (int i = open + 1; i < end; i++) {
+        char copy[LINE_COPY];
+        const char *typed, *error = NULL;
+        int number;
+        copy_line(&page->lines[i], copy);
+        enum line_kind kind = kind_of(copy, &number, &typed);
+        if (kind == COMMAND && t->count == MAX_COMMANDS)
+            error = "too many commands in one transcript";
+        else if (kind == COMMAND) {
+            current = latest[number] = &t->commands[t->count++];
+            *current = (struct command){.terminal = number, .line = i + 1, .output = -1};
+            snprintf(current->typed, sizeof current->typed, "%s", typed);
+        } else if (kind == SECTION && (current = latest[number]) == NULL)
+            error = "\"terminal N:\" before any command in terminal N";
+        else if (kind != SECTION && current == NULL)
+            error = "output before the first command (\"$ command\")";
+        else if (kind == EXIT_STATUS)
+            current->exit_status = number;
+        else if (kind == OUTPUT && current->shown_count == MAX_SHOWN_LINES)
+            error = "too many lines of output for one command";
+        else if (kind == OUTPUT) {
+            current->shown_lines[current->shown_count++] = i + 1;
+            append(&current->shown, page->lines[i].text, (size_t)page->lines[i].length);
+            append(&current->shown, "\n", 1);
+        }
+        if (error != NULL) {
+            problem(page->name, i + 1, "%s", error);
+            return false;
+        }
+    }
+    if (t->count == 0)
+        problem(page->name, open + 1, "a transcript without a command");
+    return t->count > 0;
+}
+
+/* ---- 1. transcripts: the command that really runs ---- */
+
+/* Whether word occurs in text as a word of its own: "-p" in "x -p 1", not in "-pq". */
+static bool has_word(const char *text, const char *word) {
+    size_t length = strlen(word);
+    for (const char *at = strstr(text, word); at != NULL; at = strstr(at + 1, word))
+        if ((at == text || strchr(" |;&(", at[-1])) && strchr(" |;&)", at[length]))
+            return true; /* strchr finds the '\0' at the end too */
+    return false;
+}
+
+/* Replace every `from` in text by `to`; with whole_number, only where `from` is not part of a
+ * longer number ("8765", not "18765"). */
+static void replace_all(struct text *text, const char *from, const char *to, bool whole_number) {
+    struct text result = {0};
+    size_t size = strlen(from);
+    append(&result, "", 0);
+    for (size_t i = 0; i < text->length;) {
+        const char *at = text->data + i;
+        bool here = i + size <= text->length && memcmp(at, from, size) == 0 &&
+                    (!whole_number || ((i == 0 || !isdigit((unsigned char)at[-1])) &&
+                                       !isdigit((unsigned char)at[size])));
+        append(&result, here ? to : at, here ? strlen(to) : 1);
+        i += here ? size : 1;
+    }
+    free(text->data);
+    *text = result;
+}
+
+/* The command as /bin/sh runs it: free port, temporary directory, $BIN_DIR, maybe valgrind. */
+static char *command_to_run(const struct transcript *t, const struct command *command) {
+    struct text text = {0};
+    const char *port = formatted("%d", t->port), *bin_dir = getenv("BIN_DIR");
+    bool needs_port = !has_word(command->typed, "-p") && !has_word(command->typed, "-u");
+    append(&text, command->typed, strlen(command->typed));
+    replace_all(&text, formatted("%d", UDP_PORT), port, true);
+    replace_all(&text, formatted("%d", TCP_PORT), port, true);
+    replace_all(&text, "/tmp/", t->temp_dir, false);
+    /* Each "./bin/NAME" becomes "[valgrind ...] $BIN_DIR/NAME[ -p PORT]". */
+    struct text result = {0};
+    const char *at = text.data, *found;
+    while ((found = strstr(at, "./bin/")) != NULL) {
+        const char *name = found + strlen("./bin/"), *name_end = name;
+        while (is_name_character(*name_end))
+            name_end++;
+        const char *program = formatted("%s%s/%.*s%s", under_valgrind() ? VALGRIND_COMMAND : "",
+                                        bin_dir ? bin_dir : "bin", (int)(name_end - name), name,
+                                        needs_port ? formatted(" -p %s", port) : "");
+        append(&result, at, (size_t)(found - at));
+        append(&result, program, strlen(program));
+        at = name_end;
+    }
+    append(&result, at, strlen(at));
+    free(text.data);
+    return result.data;
+}
+
+/* ---- 1. transcripts: running them ---- */
+
+/* Commands run in process groups of their own, so that a deadline ends a whole pipeline. When
+ * we are stopped (Ctrl-C reaches only our group) we end theirs too. */
+static pid_t groups[MAX_COMMANDS];
+
+static void stop_commands_and_die(int signal_number) {
+    for (int i = 0; i < MAX_COMMANDS; i++)
+        if (groups[i] > 0)
+            kill(-groups[i], SIGKILL);
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
+
+static void start(struct transcript *t, int index) {
+    struct command *command = &t->commands[index];
+    char *line = command_to_run(t, command);
+    int ends[2];
+    if (pipe(ends) == -1 || fcntl(ends[0], F_SETFD, FD_CLOEXEC) == -1 ||
+        fcntl(ends[1], F_SETFD, FD_CLOEXEC) == -1) /* no later command may hold them */
+        exit(EXIT_FAILURE);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* One pipe for stdout and stderr, as a terminal shows them: in the program's order. */
+        int input = open("/dev/null", O_RDONLY);
+        setpgid(0, 0);
+        if (input != -1 && dup2(input, STDIN_FILENO) != -1 && dup2(ends[1], STDOUT_FILENO) != -1 &&
+            dup2(ends[1], STDERR_FILENO) != -1)
+            execl("/bin/sh", "sh", "-c", line, (char *)NULL);
+        _exit(127);
+    }
+    if (pid == -1)
+        exit(EXIT_FAILURE);
+    setpgid(pid, pid); /* here too, so that the group exists before we may kill it */
+    free(line);
+    close(ends[1]);
+    command->pid = groups[index] = pid;
+    command->output = ends[0];
+}
+
+static void reap_exited(struct transcript *t, int options) {
+    for (int i = 0; i < t->count; i++) {
+        struct command *command = &t->commands[i];
+        int status;
+        if (command->pid != 0 && !command->reaped &&
+            waitpid(command->pid, &status, options) == command->pid) {
+            command->reaped = true;
+            command->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+    }
+}
+
+/* Read what the commands print, waiting up to timeout_ms for something to happen. */
+static void read_some(struct transcript *t, int timeout_ms) {
+    struct pollfd fds[MAX_COMMANDS];
+    struct command *owners[MAX_COMMANDS];
+    nfds_t used = 0;
+    for (int i = 0; i < t->count; i++) {
+        struct command *command = &t->commands[i];
+        if (command->output != -1) {
+            fds[used] = (struct pollfd){.fd = command->output, .events = POLLIN};
+            owners[used++] = command;
+        } else if (command->pid != 0 && !command->reaped && timeout_ms > REAP_POLL_MS)
+            timeout_ms = REAP_POLL_MS; /* output closed, exit due any moment: look again soon */
+    }
+    if (poll(fds, used, timeout_ms) <= 0)
+        return;
+    for (nfds_t i = 0; i < used; i++) {
+        char chunk[READ_CHUNK];
+        ssize_t count = fds[i].revents != 0 ? read(fds[i].fd, chunk, sizeof chunk) : -1;
+        if (count > 0)
+            append(&owners[i]->printed, chunk, (size_t)count);
+        else if (fds[i].revents != 0 && (count == 0 || errno != EINTR)) {
+            close(owners[i]->output);
+            owners[i]->output = -1;
+        }
+    }
+}
+
+static bool has_finished(const struct command *command) {
+    return command->reaped && command->output == -1;
+}
+
+static bool has_printed_a_line(const struct command *command) {
+    return has_finished(command) ||
+           memchr(string_of(&command->printed), '\n', command->printed.length) != NULL;
+}
+
+/* The monotonic clock's time ms milliseconds from now, in milliseconds. */
+static long long ms_from_now(int ms) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ms;
+}
+
+/* Whether done(command) came true before the deadline. */
+static bool wait_until(struct transcript *t, const struct command *command,
+                       bool (*done)(const struct command *), long long deadline) {
+    for (;;) {
+        long long left = deadline - ms_from_now(0);
+        reap_exited(t, WNOHANG);
+        if (done(command))
+            return true;
+        if (left <= 0)
+            return false;
+        read_some(t, (int)left);
+    }
+}
+
+/* Start the commands in order, each in its turn; then wait for all of them to exit, and kill
+ * those still running at the deadline. */
+static int run_commands(struct transcript *t) {
+    int outcome = AS_SHOWN;
+    for (int i = 0; i < t->count; i++) {
+        const struct command *command = &t->commands[i];
+        for (int j = 0; j < i; j++) {
+            const struct command *earlier = &t->commands[j];
+            bool same = earlier->terminal == command->terminal;
+            if (wait_until(t, earlier, same ? has_finished : has_printed_a_line,
+                           ms_from_now(same ? FINISH_TIMEOUT_MS : READY_TIMEOUT_MS)))
+                continue;
+            problem(t->page, command->line, "`%s` waited in vain: `%s` (line %d) %s",
+                    command->typed, earlier->typed, earlier->line,
+                    same ? "is still running in its terminal" : "has printed no line");
+            outcome |= TOO_SLOW;
+        }
+        start(t, i);
+    }
+    long long deadline = ms_from_now(FINISH_TIMEOUT_MS);
+    for (int i = 0; i < t->count; i++) {
+        struct command *command = &t->commands[i];
+        if (wait_until(t, command, has_finished, deadline))
+            continue;
+        problem(t->page, command->line, "`%s` still running after %d ms: killed", command->typed,
+                FINISH_TIMEOUT_MS);
+        kill(-command->pid, SIGKILL);
+        reap_exited(t, 0);
+        if (command->output != -1)
+            close(command->output);
+        command->output = -1;
+        command->status = TIMED_OUT;
+        outcome |= TOO_SLOW;
+    }
+    memset(groups, 0, sizeof groups);
+    return outcome;
+}
+
+/* ---- 1. transcripts: comparing ---- */
+
+/* The line at text as a C string literal shows it ("...\n"), or "(end of output)". */
+static const char *quoted_line(const char *text, size_t length) {
+    const char *newline = memchr(text, '\n', length);
+    size_t size = newline ? (size_t)(newline - text) + 1 : length;
+    char shown[4 * SHOWN_BYTES + 1] = "";
+    for (size_t i = 0, used = 0; i < size && i < SHOWN_BYTES; i++) {
+        unsigned char byte = (unsigned char)text[i];
+        used += (size_t)(byte == '\n' ? sprintf(shown + used, "\\n")
+                         : byte < ' ' || byte >= 0x7f || byte == '"' || byte == '\\'
+                             ? sprintf(shown + used, "\\x%02x", byte)
+                             : sprintf(shown + used, "%c", byte));
+    }
+    return length == 0 ? "(end of output)" : formatted("\"%s\"", shown);
+}
+
+/* Name the first output line that differs, at the page line that shows it. */
+static void report_difference(const struct transcript *t, const struct command *command) {
+    const char *shown = string_of(&command->shown), *printed = string_of(&command->printed);
+    size_t same = 0, line_start = 0;
+    int index = 0; /* of the first line that differs */
+    while (same < command->shown.length && same < command->printed.length &&
+           shown[same] == printed[same])
+        if (shown[same++] == '\n') {
+            line_start = same;
+            index++;
+        }
+    problem(t->page, index < command->shown_count ? command->shown_lines[index] : command->line,
+            "output line %d of `%s` (line %d, terminal %d) differs\n    expected %s\n    "
+            "but came %s",
+            index + 1, command->typed, command->line, command->terminal,
+            quoted_line(shown + line_start, command->shown.length - line_start),
+            quoted_line(printed + line_start, command->printed.length - line_start));
+}
+
+static int compare(struct transcript *t) {
+    int outcome = AS_SHOWN;
+    for (int i = 0; i < t->count; i++) {
+        struct command *command = &t->commands[i];
+        replace_all(&command->printed, formatted("%d", t->port), formatted("%d", t->page_port),
+                    true);
+        replace_all(&command->printed, t->temp_dir, "/tmp/", false);
+        if (command->printed.length != command->shown.length ||
+            memcmp(string_of(&command->printed), string_of(&command->shown),
+                   command->shown.length) != 0) {
+            report_difference(t, command);
+            outcome |= OUTPUT_DIFFERS;
+        }
+        if (command->status != TIMED_OUT && command->status != command->exit_status) {
+            problem(t->page, command->line, "`%s` exited with status %d, the page shows %d%s",
+                    command->typed, command->status, command->exit_status,
+                    command->exit_status == 0 ? " (no \"[exit N]\" line)" : "");
+            outcome |= STATUS_DIFFERS;
+        }
+    }
+    return outcome;
+}
+
+/* nc or socat, if a command needs it and it is missing; then the transcript is skipped (or,
+ * under REQUIRE_TOOLS=1 as make check sets, fails). */
+static const char *missing_tool(const struct transcript *t) {
+    static const char *const tools[][2] = {{"nc", "netcat-openbsd"}, {"socat", "socat"}};
+    for (int i = 0; i < t->count; i++)
+        for (size_t k = 0; k < sizeof tools / sizeof tools[0]; k++)
+            if (has_word(t->commands[i].typed, tools[k][0]) && !have_tool(tools[k][0], tools[k][1]))
+                return tools[k][0];
+    return NULL;
+}
+
+/* Check the transcript between the fences at open and end: what it found. */
+static int check_transcript(const struct page *page, int open, int end) {
+    struct transcript *t = calloc(1, sizeof *t);
+    int outcome = MALFORMED;
+    const char *tool, *required = getenv("REQUIRE_TOOLS");
+    if (t == NULL)
+        exit(EXIT_FAILURE);
+    t->page = page->name;
+    t->page_port = TCP_PORT;
+    bool parsed = parse_transcript(t, page, open, end);
+    if (parsed && (tool = missing_tool(t)) != NULL) {
+        if (required != NULL && strcmp(required, "1") == 0)
+            problem(page->name, open + 1, "cannot check this transcript without %s", tool);
+        else
+            print_message("%s:%d: transcript skipped: no %s\n", page->name, open + 1, tool);
+    } else if (parsed) {
+        for (int i = 0; i < t->count; i++)
+            if (strstr(t->commands[i].typed, "udp_") || has_word(t->commands[i].typed, "8765"))
+                t->page_port = UDP_PORT;
+        t->port = unused_port(t->page_port == UDP_PORT ? SOCK_DGRAM : SOCK_STREAM);
+        t->temp_dir = temp_path("");
+        outcome = run_commands(t) | compare(t);
+    }
+    for (int i = 0; i < t->count; i++) {
+        free(t->commands[i].shown.data);
+        free(t->commands[i].printed.data);
+    }
+    free(t);
+    clean_up(); /* the temporary directory and the strings from formatted() */
+    return outcome;
+}
+
+static int transcripts_checked;
+
+static void check_transcripts(const struct page *page) {
+    for (int open = 0, end; next_block(page, "transcript", &open, &end); open = end + 1) {
+        check_transcript(page, open, end);
+        transcripts_checked++;
+    }
+}
+
+/* ---- 2. line links ---- */
+
+/* Every `name` in text[0, size) must occur in the lines: a problem for each that does not. */
+static void check_names_in(const struct page *page, int line, const char *text, size_t size,
+                           const char *lines, size_t length, const char *target) {
+    const char *tick = memchr(text, '`', size), *close;
+    while (tick != NULL && (close = memchr(tick + 1, '`', size - (size_t)(tick + 1 - text)))) {
+        int name_length = (int)(close - tick - 1);
+        if (name_length > 2 && strncmp(close - 2, "()", 2) == 0)
+            name_length -= 2; /* `connect()` names connect */
+        const char *name = formatted("%.*s", name_length, tick + 1);
+        if (!contains_name(lines, length, name))
+            problem(page->name, line, "`%s` is not in %s", name, target);
+        tick = memchr(close + 1, '`', size - (size_t)(close + 1 - text));
+    }
+}
+
+/* Check the link [text](target) whose target ends in #L12 or #L12-L20. */
+static void check_line_link(const struct page *page, int line, const char *text, size_t size,
+                            const char *target) {
+    const char *slash = strrchr(page->name, '/'), *anchor = strchr(target, '#');
+    int first = 0, last = 0, used = 0;
+    if (sscanf(anchor, "#L%d-L%d%n", &first, &last, &used) < 2 &&
+        sscanf(anchor, "#L%d%n", &first, &used) == 1)
+        last = first;
+    /* The target is relative to the page's directory. */
+    const char *path = formatted("%.*s%.*s", slash ? (int)(slash - page->name) + 1 : 0, page->name,
+                                 (int)(anchor - target), target);
+    char *code = read_whole_file(path);
+    if (anchor[used] != '\0' || code == NULL) {
+        problem(page->name, line, code ? "%s: write #L12 or #L12-L20" : "%s: no such file", target);
+        free(code);
+        return;
+    }
+    struct page file = page_of(path, code);
+    if (first < 1 || last < first || last > file.count)
+        problem(page->name, line, "%s: the file has %d lines", target, file.count);
+    else {
+        const char *from = file.lines[first - 1].text;
+        const char *to = file.lines[last - 1].text + file.lines[last - 1].length;
+        check_names_in(page, line, text, size, from, (size_t)(to - from), target);
+    }
+    free(file.text);
+    free(file.lines);
+}
+
+/* Every [text](target#L...) outside fenced blocks; the text may begin on an earlier line. */
+static void check_line_links(const struct page *page) {
+    for (int i = 0; i < page->count; i++) {
+        if (is_fence(&page->lines[i])) {
+            i = block_end(page, i);
+            continue;
+        }
+        const char *line = formatted("%.*s", page->lines[i].length, page->lines[i].text);
+        for (const char *at = strstr(line, "]("), *target_end; at != NULL;
+             at = strstr(at + 1, "](")) {
+            if ((target_end = strchr(at, ')')) == NULL)
+                break;
+            const char *target = formatted("%.*s", (int)(target_end - at - 2), at + 2);
+            /* Back from "](" to its "[", in the page: the text may have begun a line earlier. */
+            const char *close = page->lines[i].text + (at - line), *open = close;
+            for (int depth = 0; open > page->text && (open[-1] != '[' || depth-- > 0);)
+                depth += *--open == ']';
+            if (open > page->text && strstr(target, "#L") != NULL &&
+                strncmp(target, "http", 4) != 0)
+                check_line_link(page, i + 1, open, (size_t)(close - open), target);
+        }
+    }
+}
+
+/* ---- 3. diagrams ---- */
+
+/* The label of a message line "A->>B: label", or NULL for other lines. */
+static const char *message_label(const char *line) {
+    const char *colon = strchr(line, ':');
+    for (const char *at = line; colon != NULL && strncmp(line, "%%", 2) != 0 && at + 1 < colon;
+         at++)
+        if (at[0] == '-' && strchr(">x)", at[1]) != NULL)
+            return colon + 1;
+    return NULL;
+}
+
+/* The text of the files a diagram lists in "%% code: a.c b.c", or NULL (with a problem). */
+static char *drawn_code(const struct page *page, int open, int end, const char **files) {
+    struct text code = {0};
+    for (int i = open + 1; i < end; i++) {
+        char copy[LINE_COPY], *next, *name, *list = copy;
+        copy_line(&page->lines[i], copy);
+        list += strspn(list, " \t");
+        if (strncmp(list, "%% code:", 8) != 0)
+            continue;
+        list += 8 + strspn(list + 8, " ");
+        *files = formatted("%s", list);
+        append(&code, "", 0);
+        for (name = strtok_r(list, " ", &next); name; name = strtok_r(NULL, " ", &next)) {
+            char *text = read_whole_file(name);
+            if (text == NULL)
+                problem(page->name, i + 1, "%s: no such file", name);
+            append(&code, text ? text : "", text ? strlen(text) : 0);
+            free(text);
+        }
+        return code.data;
+    }
+    problem(page->name, open + 1, "a sequenceDiagram needs \"%%%% code: examples/FILE.c ...\"");
+    return NULL;
+}
+
+/* Every name() in a message label must occur as "name(" in code. */
+static void check_calls_drawn(const struct page *page, int line, const char *code,
+                              const char *files) {
+    char copy[LINE_COPY];
+    copy_line(&page->lines[line - 1], copy);
+    const char *label = message_label(copy + strspn(copy, " \t"));
+    for (const char *call = label; call != NULL && (call = strstr(call, "()")) != NULL; call += 2) {
+        const char *name = call;
+        while (name > label && is_name_character(name[-1]))
+            name--;
+        const char *written = formatted("%.*s(", (int)(call - name), name);
+        if (call > name && !contains_name(code, strlen(code), written))
+            problem(page->name, line, "the diagram draws %s), which %s never writes", written,
+                    files);
+    }
+}
+
+static void check_diagrams(const struct page *page) {
+    for (int open = 0, end; next_block(page, "mermaid", &open, &end); open = end + 1) {
+        bool sequence = false;
+        for (int i = open + 1; i < end; i++)
+            sequence |= contains_name(page->lines[i].text, (size_t)page->lines[i].length,
+                                      "sequenceDiagram");
+        const char *files = "";
+        char *code = sequence ? drawn_code(page, open, end, &files) : NULL;
+        for (int i = open + 1; i < end && code != NULL; i++)
+            check_calls_drawn(page, i + 1, code, files);
+        free(code);
+    }
+}
+
+/* ---- the tests ---- */
+
+/* Run check on README.md and every .md in docs/; fail the test if it found any problem. */
+static void check_every_page(void (*check)(const struct page *page)) {
+    glob_t found;
+    problems = 0;
+    if (glob("README.md", 0, NULL, &found) != 0)
+        fail_msg("no README.md here: run the test from the repository root");
+    glob("docs/*.md", GLOB_APPEND, NULL, &found);
+    for (size_t i = 0; i < found.gl_pathc; i++) {
+        char *text = read_whole_file(found.gl_pathv[i]);
+        struct page page = page_of(found.gl_pathv[i], text ? text : calloc(1, 1));
+        if (text == NULL)
+            problem(page.name, 0, "cannot read it");
+        check(&page);
+        free(page.text);
+        free(page.lines);
+        clean_up();
+    }
+    globfree(&found);
+    if (problems > 0)
+        fail_msg("%d problem%s in the pages, each named above", problems, problems > 1 ? "s" : "");
+}
+
+static void every_transcript_shows_exactly_what_its_commands_print(void **state) {
+    (void)state;
+    transcripts_checked = 0;
+    check_every_page(check_transcripts);
+    if (transcripts_checked == 0)
+        fail_msg("README.md and docs/ hold no ```transcript block");
+}
+
+/* In README.md's first transcript, change one character of each command's output in turn:
+ * the checker must report that the output differs, and nothing else. */
+static void a_transcript_changed_by_one_character_fails(void **state) {
+    (void)state;
+    struct page page = page_of("README.md", read_whole_file("README.md"));
+    struct transcript *t = calloc(1, sizeof *t);
+    int open = 0, end = 0, outcome;
+    assert_true(t != NULL && next_block(&page, "transcript", &open, &end));
+    assert_true(parse_transcript(t, &page, open, end));
+    quiet = true;
+    if ((outcome = check_transcript(&page, open, end)) != AS_SHOWN)
+        fail_msg("README.md:%d: this transcript must pass unchanged first (%d)", open + 1, outcome);
+    for (int i = 0; i < t->count; i++) {
+        if (t->commands[i].shown_count == 0)
+            continue;
+        const struct line *line = &page.lines[t->commands[i].shown_lines[0] - 1];
+        char *changed = page.text + (line->text - page.text) + line->length / 2,
+             original = *changed;
+        *changed = original == '~' ? '!' : (char)(original + 1);
+        outcome = check_transcript(&page, open, end);
+        *changed = original;
+        if (outcome != OUTPUT_DIFFERS)
+            fail_msg("README.md:%d with '%c' for '%c': the checker found %d, not a different "
+                     "output (%d)",
+                     t->commands[i].shown_lines[0], original + 1, original, outcome,
+                     OUTPUT_DIFFERS);
+    }
+    for (int i = 0; i < t->count; i++)
+        free(t->commands[i].shown.data);
+    free(t);
+    free(page.text);
+    free(page.lines);
+}
+
+static void every_line_link_points_at_lines_holding_the_names_it_shows(void **state) {
+    (void)state;
+    check_every_page(check_line_links);
+}
+
+static void every_sequence_diagram_draws_only_calls_its_code_makes(void **state) {
+    (void)state;
+    check_every_page(check_diagrams);
+}
+
+static int tear_down(void **state) {
+    (void)state;
+    quiet = false;
+    clean_up();
+    return 0;
+}
+
+#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
+
+int main(void) {
+    signal(SIGINT, stop_commands_and_die);
+    signal(SIGTERM, stop_commands_and_die);
+    const struct CMUnitTest tests[] = {
+        TEST(every_transcript_shows_exactly_what_its_commands_print),
+        TEST(a_transcript_changed_by_one_character_fails),
+        TEST(every_line_link_points_at_lines_holding_the_names_it_shows),
+        TEST(every_sequence_diagram_draws_only_calls_its_code_makes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
