@@ -7,10 +7,16 @@ SANITIZE  = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 BIN      ?= bin
 BUILD    ?= build
 
-PROGRAMS  = udp_receiver udp_sender tcp_server tcp_client select_server
+PROGRAMS  = udp_receiver udp_sender tcp_server tcp_client select_server poll_server epoll_server
+# epoll is Linux only: elsewhere make leaves epoll_server out, and says so.
+ifneq ($(shell uname -s),Linux)
+PROGRAMS := $(filter-out epoll_server,$(PROGRAMS))
+$(info epoll_server skipped: epoll is Linux only; use poll_server)
+endif
 BINARIES  = $(PROGRAMS:%=$(BIN)/%)
 HARNESS   = tests/harness.c tests/harness.h
 TESTS     = $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
+LOAD      = $(BUILD)/echo_load
 SOURCES   = $(PROGRAMS:%=examples/%.c)
 # cppcheck 2.10 ignores C11 _Noreturn (its bug 15007), so we spell it the GNU way for it.
 CPPCHECK  = cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
@@ -21,9 +27,9 @@ need      = missing=0; for pair in $(1); do command -v $${pair%%:*} >/dev/null |
             echo "make $@ needs $${pair%%:*}: apt-get install $${pair\#*:}"; missing=1; }; \
             done; exit $$missing
 
-.PHONY: all demo test check lint portable clean cmocka
+.PHONY: all demo test check lint portable bench clean cmocka
 
-# Build the five programs.
+# Build the programs.
 all: $(BINARIES)
 
 $(BIN)/%: examples/%.c examples/socket_helpers.h
@@ -35,12 +41,12 @@ demo: all $(BUILD)/demo
 	$(BUILD)/demo
 
 # Build and run all tests; installs cmocka first when it is missing.
-test: all $(TESTS)
+test: all $(TESTS) $(LOAD)
 	@for t in $(TESTS); do BIN_DIR=$(BIN) $$t || exit 1; done
 
 # The whole test suite twice more, with no test skipped for a missing tool: built with
 # AddressSanitizer and UBSan, then with the tests and every program under valgrind.
-check: all $(TESTS)
+check: all $(TESTS) $(LOAD)
 	REQUIRE_TOOLS=1 $(MAKE) BIN=$(BUILD)/sanitize/bin BUILD=$(BUILD)/sanitize \
 	    CFLAGS="-O1 -g $(SANITIZE)" test
 	@command -v valgrind >/dev/null || { echo "make check needs valgrind: apt-get install valgrind"; exit 1; }
@@ -62,6 +68,13 @@ portable:
 	for cc in $(PORTABLE); do $(MAKE) --no-print-directory CC=$$cc BIN=$(BUILD)/portable/$$cc \
 	    CFLAGS="-O2 -pedantic-errors -D_POSIX_C_SOURCE=200809L" all || exit 1; done
 
+# Measure the echo servers and the TCP pair against nc on loopback: one table (docs/benchmarks.md).
+bench: all $(LOAD) $(BUILD)/bench_epoll_baseline $(BUILD)/bench
+	@$(call need,/usr/bin/time:time nc:netcat-openbsd)
+	BIN_DIR=$(BIN) $(BUILD)/bench $(BUILD)
+	@if [ -f tests/bench_nodelay.c ]; then $(MAKE) --no-print-directory $(BUILD)/bench_nodelay \
+	    && BIN_DIR=$(BIN) $(BUILD)/bench_nodelay; fi
+
 # Remove everything the build made.
 clean:
 	rm -rf bin build
@@ -69,6 +82,15 @@ clean:
 $(BUILD)/demo: tests/demo.c $(HARNESS)
 	@mkdir -p $(BUILD)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ tests/demo.c tests/harness.c
+
+# The load generator and the benchmark's programs: tools of the tests, not lessons.
+$(LOAD) $(BUILD)/bench_epoll_baseline: $(BUILD)/%: tests/%.c
+	@mkdir -p $(BUILD)
+	$(CC) $(STRICT) $(CFLAGS) -o $@ $<
+
+$(BUILD)/bench $(BUILD)/bench_nodelay: $(BUILD)/%: tests/%.c $(HARNESS)
+	@mkdir -p $(BUILD)
+	$(CC) $(STRICT) $(CFLAGS) -o $@ $< tests/harness.c
 
 $(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h $(HARNESS) | cmocka
 	@mkdir -p $(BUILD)
