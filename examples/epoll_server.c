@@ -299,12 +299,20 @@ int main(int argc, char **argv) {
     if (clients == NULL)
         die("calloc");
     long disconnected_count = 0;
+    int accepting = 1; /* whether we watch the listener */
 
     while (options.count == 0 || disconnected_count < options.count) {
         /* Wait until a socket is ready (a read or write will not block: data, a new
          * connection, room to send, the peer's close, or an error) or the timeout passes.
          * No sets to fill first: epoll remembers what we watch (see update_interest), and
          * returns one event per ready socket, at most MAX_EVENTS at a time. */
+        /* Watch the listener only while we can accept (select and poll leave it out of
+         * their sets instead); epoll_ctl changes what epoll watches. */
+        if (listener_event.events != (accepting ? EPOLLIN : 0u)) {
+            listener_event.events = accepting ? EPOLLIN : 0u;
+            if (epoll_ctl(epoll, EPOLL_CTL_MOD, listener, &listener_event) == -1)
+                die("epoll_ctl");
+        }
         struct epoll_event events[MAX_EVENTS];
         int timeout_ms = options.timeout > 0 ? (int)options.timeout * 1000 : -1;
         int event_count = epoll_wait(epoll, events, MAX_EVENTS, timeout_ms);
@@ -327,6 +335,8 @@ int main(int argc, char **argv) {
             int sock;
             RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
             struct client *client = NULL;
+            if (sock == -1 && (errno == EMFILE || errno == ENFILE))
+                accepting = 0; /* out of descriptors: stop watching until a client leaves */
             if (sock == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
                 fprintf(stderr, "%s: accept: %s\n", program_name, strerror(errno));
             else if (sock >= client_limit) /* clients[sock] would be past the array */
@@ -350,7 +360,7 @@ int main(int argc, char **argv) {
             struct client *client = events[i].data.ptr;
             if (client == NULL)
                 continue; /* the listener, done above */
-            int failed = 0;
+            int failed = 0, has_new_data = 0;
 
             /* Echo: what arrives goes straight into the pending output. Unlike the tutorial
              * we do not shut down sending after the greeting: the echo could not be sent. */
@@ -366,12 +376,15 @@ int main(int argc, char **argv) {
                     client->finished = 1; /* recv returns 0: the client has finished sending */
                 } else if (bytes_read > 0) {
                     client->pending_length += bytes_read;
+                    has_new_data = 1;
                     printf("socket sent data\n");
                 }
             }
 
-            /* Send what the client can take now; the rest waits for the next turn. */
-            if (!failed && client->pending_length > 0 && send_pending(client) == -1) {
+            /* Send what the client can take now: right after new data (most often the kernel
+             * takes it all at once), or when it said it has room again. The rest waits. */
+            int writable = (events[i].events & EPOLLOUT) != 0;
+            if (!failed && (has_new_data || writable) && send_pending(client) == -1) {
                 fprintf(stderr, "%s: send: %s\n", program_name, strerror(errno));
                 failed = 1;
             }
@@ -384,6 +397,7 @@ int main(int argc, char **argv) {
                 clients[client->sock] = NULL;
                 free(client);
                 disconnected_count++;
+                accepting = 1; /* a descriptor is free again */
                 printf("socket disconnected\n");
             } else {
                 update_interest(epoll, client, EPOLL_CTL_MOD);

@@ -269,6 +269,7 @@ int main(int argc, char **argv) {
         die("calloc");
     int client_count = 0;
     long disconnected_count = 0;
+    int accepting = 1; /* whether we watch the listener */
 
     while (options.count == 0 || disconnected_count < options.count) {
         /* poll() keeps the events we ask for, but they change as clients come, go and fill
@@ -277,7 +278,7 @@ int main(int argc, char **argv) {
          * to a client that does not read would otherwise block the whole server. And we read
          * from a client only while its pending output has room, so one that sends and never
          * reads costs us PENDING_SIZE bytes at most (backpressure). */
-        poll_set[0] = (struct pollfd){.fd = listener, .events = POLLIN};
+        poll_set[0] = (struct pollfd){.fd = accepting ? listener : -1, .events = POLLIN};
         for (int i = 0; i < client_count; i++) {
             short events = 0;
             if (!clients[i]->finished && clients[i]->pending_length < PENDING_SIZE)
@@ -307,6 +308,8 @@ int main(int argc, char **argv) {
             int sock;
             RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
             struct client *client = NULL;
+            if (sock == -1 && (errno == EMFILE || errno == ENFILE))
+                accepting = 0; /* out of descriptors: stop watching until a client leaves */
             if (sock == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
                 fprintf(stderr, "%s: accept: %s\n", program_name, strerror(errno));
             else if (sock != -1 && client_count == client_limit) /* our arrays are full */
@@ -327,7 +330,7 @@ int main(int argc, char **argv) {
 
         for (int i = 0; i < client_count; i++) {
             struct client *client = clients[i];
-            int failed = 0;
+            int failed = 0, has_new_data = 0;
 
             /* Echo: what arrives goes straight into the pending output. Unlike the tutorial
              * we do not shut down sending after the greeting: the echo could not be sent. */
@@ -343,12 +346,15 @@ int main(int argc, char **argv) {
                     client->finished = 1; /* recv returns 0: the client has finished sending */
                 } else if (bytes_read > 0) {
                     client->pending_length += bytes_read;
+                    has_new_data = 1;
                     printf("socket sent data\n");
                 }
             }
 
-            /* Send what the client can take now; the rest waits for the next turn. */
-            if (!failed && client->pending_length > 0 && send_pending(client) == -1) {
+            /* Send what the client can take now: right after new data (most often the kernel
+             * takes it all at once), or when it said it has room again. The rest waits. */
+            int writable = (poll_set[i + 1].revents & POLLOUT) != 0;
+            if (!failed && (has_new_data || writable) && send_pending(client) == -1) {
                 fprintf(stderr, "%s: send: %s\n", program_name, strerror(errno));
                 failed = 1;
             }
@@ -362,6 +368,7 @@ int main(int argc, char **argv) {
                 poll_set[i + 1] = poll_set[client_count];
                 clients[i--] = clients[--client_count];
                 disconnected_count++;
+                accepting = 1; /* a descriptor is free again */
                 printf("socket disconnected\n");
             }
         }

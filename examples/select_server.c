@@ -245,6 +245,7 @@ int main(int argc, char **argv) {
     struct client *clients[FD_SETSIZE];
     int client_count = 0;
     long disconnected_count = 0;
+    int accepting = 1; /* whether we watch the listener */
 
     while (options.count == 0 || disconnected_count < options.count) {
         /* select() changes the sets it is given, so fill them afresh on every turn. Unlike
@@ -255,7 +256,8 @@ int main(int argc, char **argv) {
         fd_set read_set, write_set;
         FD_ZERO(&read_set);
         FD_ZERO(&write_set);
-        FD_SET(listener, &read_set);
+        if (accepting)
+            FD_SET(listener, &read_set);
         int highest = listener;
         for (int i = 0; i < client_count; i++) {
             if (!clients[i]->finished && clients[i]->pending_length < PENDING_SIZE)
@@ -286,6 +288,8 @@ int main(int argc, char **argv) {
             int sock;
             RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
             struct client *client = NULL;
+            if (sock == -1 && (errno == EMFILE || errno == ENFILE))
+                accepting = 0; /* out of descriptors: stop watching until a client leaves */
             if (sock == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
                 fprintf(stderr, "%s: accept: %s\n", program_name, strerror(errno));
             else if (sock >= FD_SETSIZE) /* FD_SET on it would write past the fd_set */
@@ -305,7 +309,7 @@ int main(int argc, char **argv) {
 
         for (int i = 0; i < client_count; i++) {
             struct client *client = clients[i];
-            int failed = 0;
+            int failed = 0, has_new_data = 0;
 
             /* Echo: what arrives goes straight into the pending output. Unlike the tutorial
              * we do not shut down sending after the greeting: the echo could not be sent. */
@@ -321,12 +325,15 @@ int main(int argc, char **argv) {
                     client->finished = 1; /* recv returns 0: the client has finished sending */
                 } else if (bytes_read > 0) {
                     client->pending_length += bytes_read;
+                    has_new_data = 1;
                     printf("socket sent data\n");
                 }
             }
 
-            /* Send what the client can take now; the rest waits for the next turn. */
-            if (!failed && client->pending_length > 0 && send_pending(client) == -1) {
+            /* Send what the client can take now: right after new data (most often the kernel
+             * takes it all at once), or when it said it has room again. The rest waits. */
+            int writable = FD_ISSET(client->sock, &write_set);
+            if (!failed && (has_new_data || writable) && send_pending(client) == -1) {
                 fprintf(stderr, "%s: send: %s\n", program_name, strerror(errno));
                 failed = 1;
             }
@@ -338,6 +345,7 @@ int main(int argc, char **argv) {
                 free(client);
                 clients[i--] = clients[--client_count];
                 disconnected_count++;
+                accepting = 1; /* a descriptor is free again */
                 printf("socket disconnected\n");
             }
         }

@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { EXIT_USAGE = 2, IO_CHUNK_SIZE = 16384 };
+enum { EXIT_USAGE = 2, IO_CHUNK_SIZE = 65536 };
 
 /* Evaluate a blocking call again for as long as a signal interrupts it. */
 #define RETRY_ON_EINTR(result, call) \
