@@ -46,7 +46,7 @@ struct options {
     long count, timeout;
 };
 
-/* Every kind of address fits in here; `any` is the view that bind and sendto take. */
+/* Every kind of address fits in here; `any` is the view that bind and getsockname take. */
 union socket_address {
     struct sockaddr any;
     struct sockaddr_in ip4;
