@@ -15,6 +15,7 @@ $(info epoll_server skipped: epoll is Linux only; use poll_server)
 endif
 BINARIES  = $(PROGRAMS:%=$(BIN)/%)
 HARNESS   = tests/harness.c tests/harness.h
+CHECKS    = tests/checks.c tests/checks.h
 TESTS     = $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
 LOAD      = $(BUILD)/echo_load
 SOURCES   = $(PROGRAMS:%=examples/%.c)
@@ -92,9 +93,9 @@ $(BUILD)/bench $(BUILD)/bench_nodelay: $(BUILD)/%: tests/%.c $(HARNESS)
 	@mkdir -p $(BUILD)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ $< tests/harness.c
 
-$(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h $(HARNESS) | cmocka
+$(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h $(HARNESS) $(CHECKS) | cmocka
 	@mkdir -p $(BUILD)
-	$(CC) $(STRICT) $(CFLAGS) -o $@ $< tests/harness.c -lcmocka
+	$(CC) $(STRICT) $(CFLAGS) -o $@ $< tests/harness.c tests/checks.c -lcmocka
 
 # cmocka must be there before a test is compiled.
 cmocka:

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 enum {
@@ -45,7 +46,6 @@ enum {
     MAX_HELPERS = 4,           /* forked children of one test */
     MAX_SOCKETS = 16,          /* sockets of one test */
     HELPER_LIFETIME_S = 120,   /* alarm: a forked child never outlives a stuck test */
-    SHOWN_BYTES = 400,         /* of an output, in a failure message */
 };
 
 static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_server"};
@@ -63,58 +63,6 @@ static bool file_exists(const char *path) {
 }
 
 /* ---- assertions, as in test_programs.c: each failure says what was expected and what came */
-
-/* Bytes as a C string literal would show them, cut after SHOWN_BYTES. */
-static const char *shown(const char *data, size_t length) {
-    char text[4 * SHOWN_BYTES + 32];
-    size_t used = 0;
-    for (size_t i = 0; data != NULL && i < length && i < SHOWN_BYTES; i++) {
-        unsigned char byte = (unsigned char)data[i];
-        if (byte == '\n')
-            used += (size_t)sprintf(text + used, "\\n");
-        else if (byte == '"' || byte == '\\')
-            used += (size_t)sprintf(text + used, "\\%c", byte);
-        else if (byte < ' ' || byte == 0x7f)
-            used += (size_t)sprintf(text + used, "\\x%02x", byte);
-        else
-            text[used++] = (char)byte;
-    }
-    text[used] = '\0';
-    return formatted("\"%s\"%s", text, length > SHOWN_BYTES ? "..." : "");
-}
-
-static void check_exit(struct process *process, int expected, int timeout_ms, const char *file,
-                       int line) {
-    int status = finish(process, timeout_ms);
-    if (status == expected)
-        return;
-    print_error("%s: expected exit status %d, got %s\n    its stdout: %s\n    its stderr: %s\n",
-                process->label, expected,
-                status == TIMED_OUT ? "none (killed at the deadline)"
-                : status > 128      ? formatted("%d (killed by signal %d)", status, status - 128)
-                                    : formatted("%d", status),
-                shown(process->out.data, process->out.length),
-                shown(process->err.data, process->err.length));
-    _fail(file, line);
-}
-
-static void check_output(const struct process *process, const char *stream,
-                         const struct output *got, const char *expected, bool prefix_only,
-                         const char *file, int line) {
-    const char *got_data = got->data ? got->data : "";
-    size_t length = strlen(expected);
-    size_t same = 0; /* how many bytes match from the start */
-    while (same < length && same < got->length && got_data[same] == expected[same])
-        same++;
-    if (same == length && (prefix_only || got->length == length))
-        return;
-    size_t from = same > SHOWN_BYTES / 2 ? same - SHOWN_BYTES / 4 : 0;
-    print_error("%s %s%s:\n    expected %s%s (%zu bytes)\n    got      %s (%zu bytes)\n",
-                process->label, stream, from > 0 ? formatted(", from byte %zu on", from) : "",
-                prefix_only ? "a start of " : "", shown(expected + from, length - from), length,
-                shown(got_data + from, got->length - from), got->length);
-    _fail(file, line);
-}
 
 /* Finish all the processes; fail, showing each one that did not exit 0, unless all did. */
 static void check_all_exit_0(struct process *const list[], size_t count, const char *file,
@@ -155,48 +103,11 @@ static void check_stderr_either(const struct process *process, const char *one, 
     _fail(file, line);
 }
 
-/* Finish the process and fail unless it exited with this status. */
-#define assert_exit(process, status) \
-    check_exit(process, status, FINISH_TIMEOUT_MS, __FILE__, __LINE__)
-#define assert_exit_within(process, status, timeout_ms) \
-    check_exit(process, status, timeout_ms, __FILE__, __LINE__)
-/* Fail unless stdout (stderr) holds exactly these bytes. */
-#define assert_stdout(process, text) \
-    check_output(process, "stdout", &(process)->out, text, false, __FILE__, __LINE__)
-#define assert_stderr(process, text) \
-    check_output(process, "stderr", &(process)->err, text, false, __FILE__, __LINE__)
-#define assert_stdout_starts_with(process, text) \
-    check_output(process, "stdout", &(process)->out, text, true, __FILE__, __LINE__)
 #define assert_stderr_either(process, one, other) \
     check_stderr_either(process, one, other, __FILE__, __LINE__)
 #define assert_all_exit_0(list, count) check_all_exit_0(list, count, __FILE__, __LINE__)
 /* Fail unless nothing is at path (a socket file that should have been removed). */
 #define assert_gone(path) check_gone(path, __FILE__, __LINE__)
-
-/* Wait for the server's ready line and return its port as text, for the client's -p. */
-static const char *ready_port(struct process *server) {
-    int port = wait_for_ready_line(server, READY_TIMEOUT_MS);
-    assert_true(port > 0);
-    return formatted("%d", port);
-}
-
-/* How many lines of the output are exactly `line`. */
-static int count_lines(const struct output *output, const char *line) {
-    int count = 0;
-    for (const char *start = output->data; start != NULL && *start != '\0';) {
-        const char *end = strchr(start, '\n');
-        size_t length = end ? (size_t)(end - start) : strlen(start);
-        count += length == strlen(line) && memcmp(start, line, length) == 0;
-        start = end ? end + 1 : NULL;
-    }
-    return count;
-}
-
-static long long now_ms(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 /* ---- sockets of the test itself (fake peers), closed by tear_down if a test fails ---- */
 

@@ -26,10 +26,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 enum {
-    VALGRIND_SLOWDOWN = 10,          /* deadlines are this many times longer under valgrind */
     CONVERSATION_MS = 5 * 1000,      /* a small conversation, even next to a hostile client */
     HOG_DEADLINE_MS = 30 * 1000,     /* to get the hog stuck, or to read its echo back */
     QUIET_MS = 1000,                 /* the kernel took nothing for this long: the hog is stuck */
@@ -45,7 +45,6 @@ enum {
     SELECT_SERVER_OWN_FDS = 4, /* stdin, stdout, stderr and the listener, all below 1024 */
     MAX_SOCKETS = FD_SETSIZE + EXTRA_CLIENTS + 8,
     DATAGRAM_BUFFER = 1024, /* udp_receiver's and udp_sender's receive buffer */
-    SHOWN_BYTES = 400,      /* of an output, in a failure message */
 };
 
 #define GREETING "Hello!\n"
@@ -61,104 +60,25 @@ static const char HOSTILE[] = "A\x1b[2J\x07\x00\xff"
 
 /* ---- assertions: each failure says what was expected and what came ---- */
 
-/* Bytes as a C string literal would show them, cut after SHOWN_BYTES. */
-static const char *shown(const char *data, size_t length) {
-    char text[4 * SHOWN_BYTES + 32];
-    size_t used = 0;
-    for (size_t i = 0; data != NULL && i < length && i < SHOWN_BYTES; i++) {
-        unsigned char byte = (unsigned char)data[i];
-        if (byte == '\n')
-            used += (size_t)sprintf(text + used, "\\n");
-        else if (byte == '"' || byte == '\\')
-            used += (size_t)sprintf(text + used, "\\%c", byte);
-        else if (byte < ' ' || byte >= 0x7f)
-            used += (size_t)sprintf(text + used, "\\x%02x", byte);
-        else
-            text[used++] = (char)byte;
-    }
-    text[used] = '\0';
-    return formatted("\"%s\"%s", text, length > SHOWN_BYTES ? "..." : "");
-}
-
-static void check_exit(struct process *process, int expected, int timeout_ms, const char *file,
-                       int line) {
-    int status = finish(process, timeout_ms);
-    if (status == expected)
-        return;
-    print_error("%s: expected exit status %d, got %s\n    its stdout: %s\n    its stderr: %s\n",
-                process->label, expected,
-                status == TIMED_OUT ? "none (killed at the deadline)" : formatted("%d", status),
-                shown(process->out.data, process->out.length),
-                shown(process->err.data, process->err.length));
-    _fail(file, line);
-}
-
-/* Fail unless `got` holds exactly before + the `length` bytes of middle + after. */
-static void check_output(const struct process *process, const char *stream,
-                         const struct output *got, const char *before, const char *middle,
-                         size_t length, const char *after, const char *file, int line) {
+/* Fail unless stdout holds exactly before + the `length` bytes of middle + after. */
+static void check_stdout_around(const struct process *process, const char *before,
+                                const char *middle, size_t length, const char *after,
+                                const char *file, int line) {
     size_t expected_length = strlen(before) + length + strlen(after);
     char *expected = malloc(expected_length + 1);
     assert_non_null(expected);
     memcpy(expected, before, strlen(before));
     memcpy(expected + strlen(before), middle, length);
     strcpy(expected + strlen(before) + length, after);
-    const char *got_data = got->data ? got->data : "";
-    size_t same = 0; /* how many bytes match from the start */
-    while (same < expected_length && same < got->length && got_data[same] == expected[same])
-        same++;
-    if (same == expected_length && got->length == expected_length) {
-        free(expected);
-        return;
-    }
-    /* Show both from a little before the first difference: outputs can be long. */
-    size_t from = same > SHOWN_BYTES / 2 ? same - SHOWN_BYTES / 4 : 0;
-    print_error("%s %s%s:\n    expected %s (%zu bytes)\n    got      %s (%zu bytes)\n",
-                process->label, stream, from > 0 ? formatted(", from byte %zu on", from) : "",
-                shown(expected + from, expected_length - from), expected_length,
-                shown(got_data + from, got->length - from), got->length);
+    check_output(process, "stdout", &process->out, expected, expected_length, false, file, line);
     free(expected);
-    _fail(file, line);
 }
 
-/* Finish the process (within the usual deadline) and fail unless it exited with status. */
-#define assert_exit(process, status) \
-    check_exit(process, status, slow(FINISH_TIMEOUT_MS), __FILE__, __LINE__)
-/* The same within this many milliseconds (already stretched for valgrind). */
-#define assert_exit_within(process, status, timeout_ms) \
-    check_exit(process, status, timeout_ms, __FILE__, __LINE__)
-/* Fail unless stdout (stderr) holds exactly these bytes. */
-#define assert_stdout(process, text) \
-    check_output(process, "stdout", &(process)->out, text, "", 0, "", __FILE__, __LINE__)
-#define assert_stderr(process, text) \
-    check_output(process, "stderr", &(process)->err, text, "", 0, "", __FILE__, __LINE__)
 /* Fail unless stdout holds before, the length bytes of middle (NULs too), after. */
-#define assert_stdout_around(process, before, middle, length, after)                          \
-    check_output(process, "stdout", &(process)->out, before, middle, length, after, __FILE__, \
-                 __LINE__)
+#define assert_stdout_around(process, before, middle, length, after) \
+    check_stdout_around(process, before, middle, length, after, __FILE__, __LINE__)
 
 /* ---- plumbing ---- */
-
-/* A deadline, stretched when the programs run under valgrind. */
-static int slow(int ms) { return under_valgrind() ? ms * VALGRIND_SLOWDOWN : ms; }
-
-static long long now_ms(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static int ms_until(long long deadline) {
-    long long left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
-}
-
-/* Wait for the server's ready line and return its port as text, for the client's -p. */
-static const char *ready_port(struct process *server) {
-    int port = wait_for_ready_line(server, slow(READY_TIMEOUT_MS));
-    assert_true(port > 0);
-    return formatted("%d", port);
-}
 
 /* Sockets the test opened itself, closed by tear_down even when the test fails. */
 static int sockets[MAX_SOCKETS];
@@ -247,18 +167,6 @@ static struct output file_contents(const char *path) {
     if (contents.data == NULL)
         contents.data = calloc(1, 1);
     return contents;
-}
-
-/* How many lines of the output are exactly `line` (NULL: how many lines in all). */
-static int count_lines(const struct output *output, const char *line) {
-    int count = 0;
-    for (const char *start = output->data; start != NULL && *start != '\0';) {
-        const char *end = strchr(start, '\n');
-        size_t length = end ? (size_t)(end - start) : strlen(start);
-        count += line == NULL || (length == strlen(line) && memcmp(start, line, length) == 0);
-        start = end ? end + 1 : NULL;
-    }
-    return count;
 }
 
 /* Write length bytes of data to a new file in the temporary directory; return its path. */

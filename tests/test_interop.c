@@ -21,10 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 enum {
-    SHOWN_BYTES = 400, /* of an output, in a failure message */
     READ_CHUNK = 4096, /* bytes read from a tool's stderr at a time */
     BIND_ATTEMPTS = 3, /* ports tried when another program may take the one we chose */
 };
@@ -45,69 +45,6 @@ static const struct run_options PING = {.input = "ping\n"}; /* for select_server
 
 /* ---- assertions: each failure says what was expected and what came ---- */
 
-/* Bytes as a C string literal would show them, cut after SHOWN_BYTES. */
-static const char *shown(const char *data, size_t length) {
-    char text[4 * SHOWN_BYTES + 32];
-    size_t used = 0;
-    for (size_t i = 0; data != NULL && i < length && i < SHOWN_BYTES; i++) {
-        unsigned char byte = (unsigned char)data[i];
-        if (byte == '\n')
-            used += (size_t)sprintf(text + used, "\\n");
-        else if (byte == '"' || byte == '\\')
-            used += (size_t)sprintf(text + used, "\\%c", byte);
-        else if (byte < ' ' || byte >= 0x7f)
-            used += (size_t)sprintf(text + used, "\\x%02x", byte);
-        else
-            text[used++] = (char)byte;
-    }
-    text[used] = '\0';
-    return formatted("\"%s\"%s", text, length > SHOWN_BYTES ? "..." : "");
-}
-
-static void check_exit(struct process *process, int expected, const char *file, int line) {
-    int status = finish(process, FINISH_TIMEOUT_MS);
-    if (status == expected)
-        return;
-    print_error("%s: expected exit status %d, got %s\n    its stdout: %s\n    its stderr: %s\n",
-                process->label, expected,
-                status == TIMED_OUT ? "none (killed at the deadline)" : formatted("%d", status),
-                shown(process->out.data, process->out.length),
-                shown(process->err.data, process->err.length));
-    _fail(file, line);
-}
-
-static void check_output(const struct process *process, const char *stream,
-                         const struct output *got, const char *expected, const char *file,
-                         int line) {
-    size_t length = strlen(expected);
-    if (got->length == length && (length == 0 || memcmp(got->data, expected, length) == 0))
-        return;
-    print_error("%s %s:\n    expected %s (%zu bytes)\n    got      %s (%zu bytes)\n",
-                process->label, stream, shown(expected, length), length,
-                shown(got->data, got->length), got->length);
-    _fail(file, line);
-}
-
-/* Finish the process and fail unless it exited with this status. */
-#define assert_exit(process, status) check_exit(process, status, __FILE__, __LINE__)
-/* Fail unless stdout (stderr) holds exactly these bytes. */
-#define assert_stdout(process, text) \
-    check_output(process, "stdout", &(process)->out, text, __FILE__, __LINE__)
-#define assert_stderr(process, text) \
-    check_output(process, "stderr", &(process)->err, text, __FILE__, __LINE__)
-
-/* How many lines of the output are exactly `line`. */
-static int count_lines(const struct output *output, const char *line) {
-    int count = 0;
-    for (const char *start = output->data; start != NULL && *start != '\0';) {
-        const char *end = strchr(start, '\n');
-        size_t length = end ? (size_t)(end - start) : strlen(start);
-        count += length == strlen(line) && memcmp(start, line, length) == 0;
-        start = end ? end + 1 : NULL;
-    }
-    return count;
-}
-
 static int tear_down(void **state) {
     (void)state;
     clean_up();
@@ -116,22 +53,9 @@ static int tear_down(void **state) {
 
 /* ---- waiting for our servers and for the tools ---- */
 
-/* Wait for our server's ready line and return its port as text, for the tool. */
-static const char *ready_port(struct process *server) {
-    int port = wait_for_ready_line(server, READY_TIMEOUT_MS);
-    assert_true(port > 0);
-    return formatted("%d", port);
-}
-
 /* Same for a server on a UNIX socket, whose ready line names the path. */
 static void wait_until_ready(struct process *server) {
     assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
-}
-
-static long long now_ms(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
 /* The text that follows `marker` in the tool's stderr up to the end of that line, once the

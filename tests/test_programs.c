@@ -20,6 +20,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 enum {
@@ -28,7 +29,6 @@ enum {
     BIG_TIMEOUT_MS = 60 * 1000,
     TIMEOUT_WAIT_MS = 5 * 1000, /* for "-t 1" to show its effect */
     LARGEST_DATAGRAM = 65507,   /* 65535 - 8 (UDP header) - 20 (IPv4 header) */
-    SHOWN_BYTES = 400,          /* of an output, in a failure message */
 };
 
 static const char *const PROGRAMS[] = {"udp_receiver", "udp_sender", "tcp_server", "tcp_client",
@@ -42,73 +42,6 @@ static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_serv
 #define ONE_SELECT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
 
 /* ---- assertions: each failure says what was expected and what came ---- */
-
-/* Bytes as a C string literal would show them, cut after SHOWN_BYTES. */
-static const char *shown(const char *data, size_t length) {
-    char text[4 * SHOWN_BYTES + 32];
-    size_t used = 0;
-    for (size_t i = 0; data != NULL && i < length && i < SHOWN_BYTES; i++) {
-        unsigned char byte = (unsigned char)data[i];
-        if (byte == '\n')
-            used += (size_t)sprintf(text + used, "\\n");
-        else if (byte == '"' || byte == '\\')
-            used += (size_t)sprintf(text + used, "\\%c", byte);
-        else if (byte < ' ' || byte == 0x7f)
-            used += (size_t)sprintf(text + used, "\\x%02x", byte);
-        else
-            text[used++] = (char)byte; /* UTF-8 stays readable: the em dash */
-    }
-    text[used] = '\0';
-    return formatted("\"%s\"%s", text, length > SHOWN_BYTES ? "..." : "");
-}
-
-static void check_exit(struct process *process, int expected, const char *file, int line) {
-    int status = finish(process, FINISH_TIMEOUT_MS);
-    if (status == expected)
-        return;
-    print_error("%s: expected exit status %d, got %s\n    its stdout: %s\n    its stderr: %s\n",
-                process->label, expected,
-                status == TIMED_OUT ? "none (killed at the deadline)" : formatted("%d", status),
-                shown(process->out.data, process->out.length),
-                shown(process->err.data, process->err.length));
-    _fail(file, line);
-}
-
-static void check_output(const struct process *process, const char *stream,
-                         const struct output *got, const char *expected, bool prefix_only,
-                         const char *file, int line) {
-    const char *got_data = got->data ? got->data : "";
-    size_t length = strlen(expected);
-    size_t same = 0; /* how many bytes match from the start */
-    while (same < length && same < got->length && got_data[same] == expected[same])
-        same++;
-    if (same == length && (prefix_only || got->length == length))
-        return;
-    /* Show both from a little before the first difference: outputs can be long. */
-    size_t from = same > SHOWN_BYTES / 2 ? same - SHOWN_BYTES / 4 : 0;
-    print_error("%s %s%s:\n    expected %s%s (%zu bytes)\n    got      %s (%zu bytes)\n",
-                process->label, stream, from > 0 ? formatted(", from byte %zu on", from) : "",
-                prefix_only ? "a start of " : "", shown(expected + from, length - from), length,
-                shown(got_data + from, got->length - from), got->length);
-    _fail(file, line);
-}
-
-/* Finish the process and fail unless it exited with this status. */
-#define assert_exit(process, status) check_exit(process, status, __FILE__, __LINE__)
-/* Fail unless stdout (stderr) holds exactly these bytes. */
-#define assert_stdout(process, text) \
-    check_output(process, "stdout", &(process)->out, text, false, __FILE__, __LINE__)
-#define assert_stderr(process, text) \
-    check_output(process, "stderr", &(process)->err, text, false, __FILE__, __LINE__)
-#define assert_stdout_starts_with(process, text) \
-    check_output(process, "stdout", &(process)->out, text, true, __FILE__, __LINE__)
-
-/* Wait for the server's ready line and return its port as text, for the client's -p. */
-static const char *ready_port(struct process *server) {
-    int port = wait_for_ready_line(server, READY_TIMEOUT_MS);
-    assert_true(port > 0);
-    return formatted("%d", port);
-}
 
 /* Run a program with a bad command line: it must print only this line, on stderr, and exit 2. */
 static void expect_usage_error(const char *const argv[], const char *message) {
@@ -124,18 +57,6 @@ static struct process *expect_runtime_error(const char *const argv[], const char
     assert_exit(program, 1);
     assert_stderr(program, message);
     return program;
-}
-
-/* How many lines of the output are exactly `line` (NULL: how many lines in all). */
-static int count_lines(const struct output *output, const char *line) {
-    int count = 0;
-    for (const char *start = output->data; start != NULL && *start != '\0';) {
-        const char *end = strchr(start, '\n');
-        size_t length = end ? (size_t)(end - start) : strlen(start);
-        count += line == NULL || (length == strlen(line) && memcmp(start, line, length) == 0);
-        start = end ? end + 1 : NULL;
-    }
-    return count;
 }
 
 static bool file_exists(const char *path) {

@@ -25,12 +25,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 enum {
     CLIENT_COUNT = 5,               /* the servers' default -n */
     LOAD_CLIENTS = 3,               /* echo_load's smoke run: a few clients, one second */
-    VALGRIND_SLOWDOWN = 10,         /* deadlines are this many times longer under valgrind */
     TIMEOUT_WAIT_MS = 5 * 1000,     /* for "-t 1" to show its effect */
     CONVERSATION_MS = 5 * 1000,     /* a small conversation, even next to a hostile client */
     HOG_DEADLINE_MS = 30 * 1000,    /* to get the hog stuck, or to read its echo back */
@@ -40,7 +40,6 @@ enum {
     PEAK_MEMORY_LIMIT_KB = 8 << 10, /* a server's peak resident memory (VmHWM) meanwhile */
     CHUNK_SIZE = 1 << 16,
     PATTERN_PERIOD = 251, /* the hog's bytes repeat every 251 (prime: no chunk aligns) */
-    SHOWN_BYTES = 400,    /* of an output, in a failure message */
 };
 
 #define GREETING "Hello!\n"
@@ -51,64 +50,6 @@ enum {
 static char echo_load[4096]; /* the load generator's path: next to this test's binary */
 
 /* ---- assertions: each failure says what was expected and what came ---- */
-
-/* Bytes as a C string literal would show them, cut after SHOWN_BYTES. */
-static const char *shown(const char *data, size_t length) {
-    char text[4 * SHOWN_BYTES + 32];
-    size_t used = 0;
-    for (size_t i = 0; data != NULL && i < length && i < SHOWN_BYTES; i++) {
-        unsigned char byte = (unsigned char)data[i];
-        if (byte == '\n')
-            used += (size_t)sprintf(text + used, "\\n");
-        else if (byte == '"' || byte == '\\')
-            used += (size_t)sprintf(text + used, "\\%c", byte);
-        else if (byte < ' ' || byte >= 0x7f)
-            used += (size_t)sprintf(text + used, "\\x%02x", byte);
-        else
-            text[used++] = (char)byte;
-    }
-    text[used] = '\0';
-    return formatted("\"%s\"%s", text, length > SHOWN_BYTES ? "..." : "");
-}
-
-/* A deadline, stretched when the programs run under valgrind. */
-static int slow(int ms) { return under_valgrind() ? ms * VALGRIND_SLOWDOWN : ms; }
-
-static void check_exit(struct process *process, int expected, const char *file, int line) {
-    int status = finish(process, slow(FINISH_TIMEOUT_MS));
-    if (status == expected)
-        return;
-    print_error("%s: expected exit status %d, got %s\n    its stdout: %s\n    its stderr: %s\n",
-                process->label, expected,
-                status == TIMED_OUT ? "none (killed at the deadline)" : formatted("%d", status),
-                shown(process->out.data, process->out.length),
-                shown(process->err.data, process->err.length));
-    _fail(file, line);
-}
-
-static void check_output(const struct process *process, const char *stream,
-                         const struct output *got, const char *expected, bool prefix_only,
-                         const char *file, int line) {
-    const char *got_data = got->data ? got->data : "";
-    size_t length = strlen(expected);
-    if (got->length >= length && memcmp(got_data, expected, length) == 0 &&
-        (prefix_only || got->length == length))
-        return;
-    print_error("%s %s:\n    expected %s%s\n    got      %s\n", process->label, stream,
-                prefix_only ? "a start of " : "", shown(expected, length),
-                shown(got_data, got->length));
-    _fail(file, line);
-}
-
-/* Finish the process and fail unless it exited with this status. */
-#define assert_exit(process, status) check_exit(process, status, __FILE__, __LINE__)
-/* Fail unless stdout (stderr) holds exactly these bytes, or starts with them. */
-#define assert_stdout(process, text) \
-    check_output(process, "stdout", &(process)->out, text, false, __FILE__, __LINE__)
-#define assert_stderr(process, text) \
-    check_output(process, "stderr", &(process)->err, text, false, __FILE__, __LINE__)
-#define assert_stdout_starts_with(process, text) \
-    check_output(process, "stdout", &(process)->out, text, true, __FILE__, __LINE__)
 
 /* ---- plumbing ---- */
 
@@ -122,36 +63,6 @@ static const char *server_of(void **state) {
     }
 #endif
     return server;
-}
-
-/* Wait for the server's ready line and return its port as text, for the client's -p. */
-static const char *ready_port(struct process *server) {
-    int port = wait_for_ready_line(server, slow(READY_TIMEOUT_MS));
-    assert_true(port > 0);
-    return formatted("%d", port);
-}
-
-/* How many lines of the output are exactly `line` (NULL: how many lines in all). */
-static int count_lines(const struct output *output, const char *line) {
-    int count = 0;
-    for (const char *start = output->data; start != NULL && *start != '\0';) {
-        const char *end = strchr(start, '\n');
-        size_t length = end ? (size_t)(end - start) : strlen(start);
-        count += line == NULL || (length == strlen(line) && memcmp(start, line, length) == 0);
-        start = end ? end + 1 : NULL;
-    }
-    return count;
-}
-
-static long long now_ms(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
-static int ms_until(long long deadline) {
-    long long left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
 }
 
 /* Wait until sock is ready for `events` (POLLIN, POLLOUT); false at the deadline. */
