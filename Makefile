@@ -7,7 +7,8 @@ SANITIZE  = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 BIN      ?= bin
 BUILD    ?= build
 
-PROGRAMS  = udp_receiver udp_sender tcp_server tcp_client select_server poll_server epoll_server
+PROGRAMS  = udp_receiver udp_sender tcp_server tcp_client select_server poll_server epoll_server \
+            select_client
 # epoll is Linux only: elsewhere make leaves epoll_server out, and says so.
 ifneq ($(shell uname -s),Linux)
 PROGRAMS := $(filter-out epoll_server,$(PROGRAMS))

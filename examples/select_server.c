@@ -1,8 +1,10 @@
-/* select_server.c: "Event-driven programming", an echo server for many clients at once.
- * Greets each client with "Hello!", sends back every byte it receives, and exits after five
- * clients have come and gone. select() tells it which sockets are ready.
+/* select_server.c: "Event-driven programming": one server, many clients at once, select().
+ * By default it speaks the tutorial's protocol: greets each client with "Hello!", shuts down
+ * its sending side, notes each chunk the client sends, and exits once five clients have come
+ * and gone. With -e it is an echo server instead: it sends back every byte it receives.
  *
- *   Terminal 1: ./bin/select_server         Terminals 2 and more: ./bin/tcp_client -e
+ *   Terminal 1: ./bin/select_server         Terminals 2 to 6: ./bin/tcp_client
+ *   Terminal 1: ./bin/select_server -e      Terminals 2 and more: ./bin/select_client
  *
  * -6 for IPv6, -u PATH for a UNIX stream socket, -h for all options.
  * Where this port departs from the tutorial, and why: docs/differences.md. */
@@ -26,21 +28,23 @@ enum { DEFAULT_COUNT = 5, DEFAULT_TIMEOUT = 5, MAX_TIMEOUT = 86400 };
 /* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
 #define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
 
-#define USAGE                                                                             \
-    "usage: select_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n" \
-    "                     [-t SECONDS]\n"                                                 \
-    "  -4, -6      IPv4 (default) or IPv6\n"                                              \
-    "  -u PATH     a UNIX stream socket at PATH instead of IP\n"                          \
-    "  -H HOST     address to listen on (default localhost)\n"                            \
-    "  -p PORT     port to listen on (default 2525; 0 picks a free one)\n"                \
-    "  -m TEXT     greeting (default \"Hello!\" and a newline; - reads stdin)\n"          \
-    "  -n COUNT    exit once this many clients have left (default 5; 0 = never)\n"        \
-    "  -t SECONDS  say \"Select timed out.\" after this long idle (default 5; 0 = never)\n"
+#define USAGE                                                                               \
+    "usage: select_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n"   \
+    "                     [-t SECONDS] [-e]\n"                                              \
+    "  -4, -6      IPv4 (default) or IPv6\n"                                                \
+    "  -u PATH     a UNIX stream socket at PATH instead of IP\n"                            \
+    "  -H HOST     address to listen on (default localhost)\n"                              \
+    "  -p PORT     port to listen on (default 2525; 0 picks a free one)\n"                  \
+    "  -m TEXT     greeting (default \"Hello!\" and a newline; - reads stdin)\n"            \
+    "  -n COUNT    exit once this many clients have left (default 5; 0 = never)\n"          \
+    "  -t SECONDS  say \"Select timed out.\" after this long idle (default 5; 0 = never)\n" \
+    "  -e          echo: send back all a client sends (default: the tutorial's protocol)\n"
 
 struct options {
     int family; /* AF_INET, AF_INET6 or AF_UNIX */
     const char *host, *port, *path, *greeting;
     long count, timeout;
+    int echo_mode;
 };
 
 /* Every kind of address fits in here; `any` is the view that bind and getsockname take. */
@@ -52,11 +56,11 @@ union socket_address {
 };
 
 static struct options parse_options(int argc, char **argv) {
-    struct options options = {AF_INET,  DEFAULT_HOST,  DEFAULT_PORT,   NULL,
-                              GREETING, DEFAULT_COUNT, DEFAULT_TIMEOUT};
+    struct options options = {AF_INET,  DEFAULT_HOST,  DEFAULT_PORT,    NULL,
+                              GREETING, DEFAULT_COUNT, DEFAULT_TIMEOUT, 0};
     int host_or_port_given = 0, option;
     opterr = 0; /* we print our own one-line errors */
-    while ((option = getopt(argc, argv, ":h46u:H:p:m:n:t:")) != -1) {
+    while ((option = getopt(argc, argv, ":h46u:H:p:m:n:t:e")) != -1) {
         switch (option) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
         case '4': options.family = AF_INET; break;
@@ -77,6 +81,7 @@ static struct options parse_options(int argc, char **argv) {
         case 'm': options.greeting = optarg; break;
         case 'n': options.count = parse_number(optarg, "count", MAX_COUNT); break;
         case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
+        case 'e': options.echo_mode = 1; break;
         case ':': usage_error("option -%c needs an argument", optopt);
         default: usage_error("unknown option -%c (try -h)", optopt);
         }
@@ -182,7 +187,8 @@ static size_t load_message(const char *text, char *message, size_t size) {
 /* A connected client, and the output the kernel has not taken from us yet. */
 struct client {
     int sock;
-    int finished; /* it shut down its sending side: close it once pending is sent */
+    int finished;  /* it shut down its sending side: close it once pending is sent */
+    int shut_down; /* the tutorial's protocol: we shut down ours after the greeting */
     size_t pending_length;
     char pending[PENDING_SIZE]; /* the greeting and the echo, waiting to be sent */
 };
@@ -192,6 +198,13 @@ static void make_nonblocking(int sock) {
     int flags = fcntl(sock, F_GETFL);
     if (flags == -1 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) == -1)
         die("fcntl O_NONBLOCK");
+}
+
+/* Whether to read from this client now. An echo needs room in its pending output: one that
+ * sends and never reads costs us PENDING_SIZE bytes at most (backpressure). The tutorial's
+ * protocol drops what it reads, so it always has room. */
+static int has_room(const struct client *client, int echo_mode) {
+    return !echo_mode || client->pending_length < PENDING_SIZE;
 }
 
 /* Send as much pending output as the kernel takes now, without waiting; keep the rest.
@@ -260,7 +273,7 @@ int main(int argc, char **argv) {
             FD_SET(listener, &read_set);
         int highest = listener;
         for (int i = 0; i < client_count; i++) {
-            if (!clients[i]->finished && clients[i]->pending_length < PENDING_SIZE)
+            if (!clients[i]->finished && has_room(clients[i], options.echo_mode))
                 FD_SET(clients[i]->sock, &read_set);
             if (clients[i]->pending_length > 0)
                 FD_SET(clients[i]->sock, &write_set);
@@ -311,21 +324,24 @@ int main(int argc, char **argv) {
             struct client *client = clients[i];
             int failed = 0, has_new_data = 0;
 
-            /* Echo: what arrives goes straight into the pending output. Unlike the tutorial
-             * we do not shut down sending after the greeting: the echo could not be sent. */
+            /* The tutorial's protocol notes what the client sends and drops it: an echo could
+             * not go out after the shutdown. -e puts it in the pending output, to send back. */
             if (FD_ISSET(client->sock, &read_set)) {
-                char *free_space = client->pending + client->pending_length;
+                char dropped[PENDING_SIZE];
+                char *into = options.echo_mode ? client->pending + client->pending_length : dropped;
+                size_t room =
+                    options.echo_mode ? PENDING_SIZE - client->pending_length : sizeof dropped;
                 ssize_t bytes_read;
-                RETRY_ON_EINTR(bytes_read, recv(client->sock, free_space,
-                                                PENDING_SIZE - client->pending_length, 0));
+                RETRY_ON_EINTR(bytes_read, recv(client->sock, into, room, 0));
                 if (bytes_read == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
                     fprintf(stderr, "%s: recv: %s\n", program_name, strerror(errno));
                     failed = 1;
                 } else if (bytes_read == 0) {
                     client->finished = 1; /* recv returns 0: the client has finished sending */
                 } else if (bytes_read > 0) {
-                    client->pending_length += bytes_read;
-                    has_new_data = 1;
+                    if (options.echo_mode)
+                        client->pending_length += bytes_read;
+                    has_new_data = options.echo_mode;
                     printf("socket sent data\n");
                 }
             }
@@ -336,6 +352,17 @@ int main(int argc, char **argv) {
             if (!failed && (has_new_data || writable) && send_pending(client) == -1) {
                 fprintf(stderr, "%s: send: %s\n", program_name, strerror(errno));
                 failed = 1;
+            }
+
+            /* The tutorial's protocol: once the greeting is all sent, shut down our sending
+             * side, so the client sees the end of it (its recv returns 0). */
+            if (!failed && !options.echo_mode && !client->shut_down &&
+                client->pending_length == 0) {
+                client->shut_down = 1;
+                if (shutdown(client->sock, SHUT_WR) == -1) {
+                    fprintf(stderr, "%s: shutdown: %s\n", program_name, strerror(errno));
+                    failed = 1;
+                }
             }
 
             /* Done with this client once it has finished and has all its echo, or failed:

@@ -11,13 +11,14 @@
 #include <netdb.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "socket_helpers.h"
 
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "2525"
 #define REPLY "Thanks! Bye."
-enum { MAX_TIMEOUT = 86400 };
+enum { MAX_TIMEOUT = 86400, HINT_SECONDS = 3 };
 
 /* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
 #define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
@@ -132,21 +133,62 @@ static void send_reply(int sock, const char *reply, long timeout) {
         die("send");
 }
 
+/* Milliseconds on a clock that only goes forward (the wall clock may be set back). */
+static long long now_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Wait until the server sends something or ends, for at most -t seconds (0: no limit). After
+ * HINT_SECONDS of silence say once, on stderr, what we wait for: against an echo server both
+ * sides would wait for the other in silence for ever. */
+static void wait_for_data(int sock, const struct options *options, int *hinted) {
+    long long start = now_ms(), limit_ms = options->timeout * 1000, hint_ms = HINT_SECONDS * 1000;
+    for (;;) {
+        long long waited_ms = now_ms() - start;
+        if (options->timeout > 0 && waited_ms >= limit_ms) {
+            printf("\n"); /* ends the line before the error line */
+            fprintf(stderr, "%s: no data within %ld s\n", program_name, options->timeout);
+            exit(EXIT_FAILURE);
+        }
+        if (!*hinted && waited_ms >= hint_ms) {
+            fflush(stdout);
+            fprintf(stderr,
+                    "%s: still waiting for the server to end its message; an echo server "
+                    "waits for ours first: use tcp_client -e\n",
+                    program_name);
+            *hinted = 1;
+        }
+        long long next_ms = options->timeout > 0 ? limit_ms : -1;
+        if (!*hinted && (next_ms == -1 || hint_ms < next_ms))
+            next_ms = hint_ms;
+        struct pollfd readable = {.fd = sock, .events = POLLIN};
+        int ready = poll(&readable, 1, next_ms == -1 ? -1 : (int)(next_ms - waited_ms));
+        if (ready == 1)
+            return;
+        if (ready == -1 && errno != EINTR)
+            die("poll");
+    }
+}
+
 /* Print everything the server sends, in whatever pieces it comes, until it shuts down
  * its sending side (recv returns 0). */
-static void print_server_message(int sock, long timeout) {
+static void print_server_message(int sock, const struct options *options) {
     printf("Received from server: ");
-    int received = receive_until_eof(sock, stdout);
+    int hinted = options->echo_mode; /* no hint for -e: it has sent all it had */
+    char buffer[IO_CHUNK_SIZE];
+    ssize_t bytes_read;
+    do {
+        wait_for_data(sock, options, &hinted);
+        bytes_read = recv_retry(sock, buffer, sizeof buffer);
+        if (bytes_read > 0 && write_received(stdout, buffer, (size_t)bytes_read) == -1)
+            die("stdout");
+    } while (bytes_read > 0);
     int receive_error = errno;
     printf("\n"); /* ends the line, also before an error line */
     errno = receive_error;
-    if (received == FILE_FAILED)
-        die("stdout");
-    if (received == SOCKET_FAILED && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        fprintf(stderr, "%s: no data within %ld s\n", program_name, timeout);
-        exit(EXIT_FAILURE);
-    }
-    if (received == SOCKET_FAILED)
+    if (bytes_read == -1)
         die("recv");
 }
 
@@ -161,11 +203,10 @@ int main(int argc, char **argv) {
     int sock = connect_to_server(&options);
     printf("Client connected!\n");
 
-    /* Optionally give up when a transfer stalls ("About timeouts"): SO_RCVTIMEO
-     * when the server goes quiet, SO_SNDTIMEO when it stops taking what we send. */
+    /* Optionally give up when sending stalls ("About timeouts"): SO_SNDTIMEO when the server
+     * stops taking what we send. (Receiving waits in poll: see wait_for_data.) */
     struct timeval timeout = {.tv_sec = options.timeout};
-    if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == -1 ||
-        setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) == -1)
+    if (setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) == -1)
         die("setsockopt");
 
     if (options.echo_mode) {
@@ -177,10 +218,10 @@ int main(int argc, char **argv) {
         if (shutdown(sock, SHUT_WR) == -1)
             die("shutdown");
         printf("reply sent!\n");
-        print_server_message(sock, options.timeout);
+        print_server_message(sock, &options);
     } else {
         /* The tutorial's order: the server speaks first, then we reply. */
-        print_server_message(sock, options.timeout);
+        print_server_message(sock, &options);
         send_reply(sock, options.reply, options.timeout);
         printf("reply sent!\n");
     }

@@ -1,0 +1,234 @@
+/* select_client.c: "Event-driven programming", its closing remark: reading from several
+ * sources at once, like the keyboard and the network, is what Phobos cannot do. C can: one
+ * select() waits on standard input and on the socket. Each line you type goes to the server,
+ * and what the server sends is printed as it arrives. Ctrl-D (end of input) ends our side;
+ * the program ends once the server has ended too.
+ *
+ *   Terminal 1: ./bin/select_server -e      Terminals 2 and more: ./bin/select_client
+ *
+ * -6 for IPv6, -u PATH for a UNIX stream socket, -h for all options.
+ * Where this port departs from the tutorial, and why: docs/differences.md. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <sys/select.h>
+#include <sys/un.h>
+
+#include "socket_helpers.h"
+
+#define DEFAULT_HOST "localhost"
+#define DEFAULT_PORT "2525"
+enum { BUFFER_SIZE = 4096, MAX_TIMEOUT = 86400 };
+
+struct options {
+    int family; /* AF_INET, AF_INET6 or AF_UNIX */
+    const char *host, *port, *path;
+    long timeout;
+};
+
+static struct options parse_options(int argc, char **argv);
+static int connect_to_server(const struct options *options);
+static void make_nonblocking(int sock);
+static void print_from_server(const char *data, size_t length);
+static void say_on_a_terminal(const char *line);
+
+int main(int argc, char **argv) {
+    set_program_name(argv[0]);
+    ignore_sigpipe();
+    struct options options = parse_options(argc, argv);
+
+    /* Connect as tcp_client does. Then make the socket non-blocking: select says that a
+     * send will not block, not that it takes all we give it, so send takes what it can. */
+    int sock = connect_to_server(&options);
+    make_nonblocking(sock);
+    say_on_a_terminal("connected: each line you type is sent, Ctrl-D ends");
+
+    char outgoing[BUFFER_SIZE]; /* read from stdin, not sent yet */
+    size_t outgoing_length = 0;
+    int input_ended = 0, server_ended = 0;
+    while (!input_ended || !server_ended) {
+        /* select() changes the sets, so fill them on every turn: the socket for what the
+         * server sends; stdin only once all we read before is sent; the socket for room
+         * to send while something waits. */
+        fd_set read_set, write_set;
+        FD_ZERO(&read_set);
+        FD_ZERO(&write_set);
+        if (!server_ended)
+            FD_SET(sock, &read_set);
+        if (!input_ended && outgoing_length == 0)
+            FD_SET(STDIN_FILENO, &read_set);
+        if (outgoing_length > 0)
+            FD_SET(sock, &write_set);
+
+        /* Wait for whichever comes first: the keyboard, the network, or room to send. */
+        struct timeval timeout = {.tv_sec = options.timeout};
+        int ready =
+            select(sock + 1, &read_set, &write_set, NULL, options.timeout > 0 ? &timeout : NULL);
+        if (ready == -1 && errno == EINTR)
+            continue; /* a signal interrupted the wait: wait again */
+        if (ready == -1)
+            die("select");
+        if (ready == 0) {
+            fprintf(stderr, "%s: nothing happened for %ld s\n", program_name, options.timeout);
+            exit(EXIT_FAILURE);
+        }
+
+        /* The server sent something: print it as it comes, in whatever pieces. recv
+         * returns 0 once the server has shut down its sending side. */
+        if (FD_ISSET(sock, &read_set)) {
+            char buffer[BUFFER_SIZE];
+            ssize_t bytes_read = recv(sock, buffer, sizeof buffer, 0);
+            if (bytes_read == -1 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+                die("recv");
+            if (bytes_read > 0)
+                print_from_server(buffer, (size_t)bytes_read);
+            if (bytes_read == 0) {
+                server_ended = 1;
+                if (!input_ended)
+                    say_on_a_terminal("the server has finished sending; Ctrl-D ends our side");
+            }
+        }
+
+        /* A line typed (or a piece of a file or pipe): keep it until it is sent. At the end
+         * of input, shut down our sending side: the server's recv returns 0. */
+        if (FD_ISSET(STDIN_FILENO, &read_set)) {
+            ssize_t bytes_read = read(STDIN_FILENO, outgoing, sizeof outgoing);
+            if (bytes_read == -1 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+                die("stdin");
+            if (bytes_read > 0)
+                outgoing_length = (size_t)bytes_read;
+            if (bytes_read == 0) {
+                input_ended = 1;
+                if (shutdown(sock, SHUT_WR) == -1)
+                    die("shutdown");
+            }
+        }
+
+        /* Send what the socket takes now; a partial send leaves the rest for the next turn. */
+        if (outgoing_length > 0) {
+            ssize_t bytes_sent = send(sock, outgoing, outgoing_length, 0);
+            if (bytes_sent == -1 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+                die("send");
+            if (bytes_sent > 0) {
+                outgoing_length -= (size_t)bytes_sent;
+                memmove(outgoing, outgoing + bytes_sent, outgoing_length);
+            }
+        }
+    }
+
+    close(sock);
+    return EXIT_SUCCESS;
+}
+
+/* ---- The rest is plumbing: options, the connection, output. ---- */
+
+/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+
+#define USAGE                                                                              \
+    "usage: select_client [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-t SECONDS]\n"          \
+    "  -4, -6      IPv4 (default) or IPv6\n"                                               \
+    "  -u PATH     connect to the UNIX stream socket at PATH instead of IP\n"              \
+    "  -H HOST     the server's host (default localhost)\n"                                \
+    "  -p PORT     the server's port (default 2525)\n"                                     \
+    "  -t SECONDS  give up when nothing happens for this long (default 0 = never)\n"       \
+    "Sends standard input, a line at a time from a terminal, and prints what the server\n" \
+    "sends; ends once both input and the server have ended.\n"
+
+static struct options parse_options(int argc, char **argv) {
+    struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, 0};
+    int host_or_port_given = 0, option;
+    opterr = 0; /* we print our own one-line errors */
+    while ((option = getopt(argc, argv, ":h46u:H:p:t:")) != -1) {
+        switch (option) {
+        case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
+        case '4': options.family = AF_INET; break;
+        case '6': options.family = AF_INET6; break;
+        case 'u':
+            options.family = AF_UNIX;
+            options.path = optarg;
+            break;
+        case 'H':
+            options.host = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'p':
+            parse_number(optarg, "port", 65535);
+            options.port = optarg;
+            host_or_port_given = 1;
+            break;
+        case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
+        case ':': usage_error("option -%c needs an argument", optopt);
+        default: usage_error("unknown option -%c (try -h)", optopt);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s' (try -h)", argv[optind]);
+    if (options.path && host_or_port_given)
+        usage_error("-u PATH takes no -H or -p");
+    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
+    return options;
+}
+
+/* Create a socket and connect it to the server. A host name may stand for several
+ * addresses: try each in turn until one accepts. Exits with the last error if none does. */
+static int connect_to_server(const struct options *options) {
+    if (options->family == AF_UNIX) {
+        struct sockaddr_un address = {.sun_family = AF_UNIX};
+        strcpy(address.sun_path, options->path); /* parse_options checked its length */
+        int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (sock == -1)
+            die("socket");
+        if (connect_retry(sock, (struct sockaddr *)&address, sizeof address) == -1)
+            die("connect");
+        return sock;
+    }
+    /* "localhost" means the loopback of the family: /etc/hosts may lack ::1. */
+    const char *host = options->host;
+    if (strcmp(host, "localhost") == 0)
+        host = options->family == AF_INET ? "127.0.0.1" : "::1";
+    struct addrinfo hints = {.ai_family = options->family, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *found;
+    int error = getaddrinfo(host, options->port, &hints, &found);
+    if (error != 0)
+        fail(options->host, error == EAI_SYSTEM ? strerror(errno) : gai_strerror(error));
+    int sock = -1;
+    for (struct addrinfo *candidate = found; candidate && sock == -1;
+         candidate = candidate->ai_next) {
+        sock = socket(candidate->ai_family, candidate->ai_socktype, candidate->ai_protocol);
+        if (sock == -1)
+            continue;
+        if (connect_retry(sock, candidate->ai_addr, candidate->ai_addrlen) == -1) {
+            int connect_error = errno;
+            close(sock);
+            sock = -1;
+            errno = connect_error;
+        }
+    }
+    freeaddrinfo(found);
+    if (sock == -1)
+        die("connect");
+    return sock;
+}
+
+/* Make send and recv on this socket return at once (EAGAIN) instead of waiting. */
+static void make_nonblocking(int sock) {
+    int flags = fcntl(sock, F_GETFL);
+    if (flags == -1 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl O_NONBLOCK");
+}
+
+/* What the server sent, on stdout at once: it need not end with a newline. */
+static void print_from_server(const char *data, size_t length) {
+    if (write_received(stdout, data, length) == -1 || fflush(stdout) == EOF)
+        die("stdout");
+}
+
+/* A word for the person at the keyboard, on stderr; nothing when input comes from a file or
+ * a pipe, where nobody reads it. */
+static void say_on_a_terminal(const char *line) {
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "%s: %s\n", program_name, line);
+}
