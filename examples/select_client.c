@@ -41,6 +41,8 @@ int main(int argc, char **argv) {
     /* Connect as tcp_client does. Then make the socket non-blocking: select says that a
      * send will not block, not that it takes all we give it, so send takes what it can. */
     int sock = connect_to_server(&options);
+    if (sock >= FD_SETSIZE) /* FD_SET on it would write past the fd_set */
+        fail("socket", "descriptor too large for select");
     make_nonblocking(sock);
     say_on_a_terminal("connected: each line you type is sent, Ctrl-D ends");
 
@@ -220,15 +222,22 @@ static void make_nonblocking(int sock) {
         die("fcntl O_NONBLOCK");
 }
 
+/* Whether the server's last byte on stdout ended a line. */
+static int line_is_open;
+
 /* What the server sent, on stdout at once: it need not end with a newline. */
 static void print_from_server(const char *data, size_t length) {
     if (write_received(stdout, data, length) == -1 || fflush(stdout) == EOF)
         die("stdout");
+    line_is_open = data[length - 1] != '\n';
 }
 
-/* A word for the person at the keyboard, on stderr; nothing when input comes from a file or
- * a pipe, where nobody reads it. */
+/* A word for the person at the keyboard, on stderr, on a line of its own; nothing when input
+ * comes from a file or a pipe, where nobody reads it. */
 static void say_on_a_terminal(const char *line) {
-    if (isatty(STDIN_FILENO))
-        fprintf(stderr, "%s: %s\n", program_name, line);
+    if (!isatty(STDIN_FILENO))
+        return;
+    if (line_is_open && isatty(STDOUT_FILENO)) /* "Hello!" and no newline: end the line */
+        print_from_server("\n", 1);
+    fprintf(stderr, "%s: %s\n", program_name, line);
 }

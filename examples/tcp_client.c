@@ -18,7 +18,7 @@
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "2525"
 #define REPLY "Thanks! Bye."
-enum { MAX_TIMEOUT = 86400, HINT_SECONDS = 3 };
+enum { MAX_TIMEOUT = 86400, HINT_MS = 3000 };
 
 /* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
 #define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
@@ -141,10 +141,10 @@ static long long now_ms(void) {
 }
 
 /* Wait until the server sends something or ends, for at most -t seconds (0: no limit). After
- * HINT_SECONDS of silence say once, on stderr, what we wait for: against an echo server both
+ * HINT_MS of silence say once, on stderr, what we wait for: against an echo server both
  * sides would wait for the other in silence for ever. */
 static void wait_for_data(int sock, const struct options *options, int *hinted) {
-    long long start = now_ms(), limit_ms = options->timeout * 1000, hint_ms = HINT_SECONDS * 1000;
+    long long start = now_ms(), limit_ms = options->timeout * 1000, hint_ms = HINT_MS;
     for (;;) {
         long long waited_ms = now_ms() - start;
         if (options->timeout > 0 && waited_ms >= limit_ms) {
@@ -155,8 +155,8 @@ static void wait_for_data(int sock, const struct options *options, int *hinted) 
         if (!*hinted && waited_ms >= hint_ms) {
             fflush(stdout);
             fprintf(stderr,
-                    "%s: still waiting for the server to end its message; an echo server "
-                    "waits for ours first: use tcp_client -e\n",
+                    "%s: still waiting for the server to end its message (an echo server "
+                    "waits for ours first: use tcp_client -e)\n",
                     program_name);
             *hinted = 1;
         }

@@ -143,7 +143,7 @@ static struct process *start_server(const char *server, int count, const char *t
         process = start_command(ARGV(formatted("%s/%s", build_dir, BASELINE), "0"), NULL);
     else
         process = start_program(
-            ARGV(server, "-n", formatted("%d", count), "-p", "0", "-t", "0"),
+            ARGV(server, "-e", "-n", formatted("%d", count), "-p", "0", "-t", "0"),
             &(struct run_options){.output_file = "/dev/null", .wrapper = timed(time_file)});
     *port = wait_for_ready_line(process, READY_TIMEOUT_MS);
     if (*port > 0)

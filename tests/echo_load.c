@@ -7,7 +7,7 @@
  * connection failed or any byte did not match. A measuring tool, not a lesson: it lives in
  * tests/ (docs/benchmarks.md). One poll() loop drives every connection.
  *
- *   Terminal 1: ./bin/epoll_server -n 0 -t 0     Terminal 2: build/echo_load -c 1000 -d 3 */
+ *   Terminal 1: ./bin/epoll_server -e -n 0 -t 0  Terminal 2: build/echo_load -c 1000 -d 3 */
 #define _POSIX_C_SOURCE 200809L
 
 #include <arpa/inet.h>

@@ -130,8 +130,18 @@ static void make_terminal(int ends[2]) {
     ends[1] = terminal;
 }
 
-/* Open what the child's stdin should be, before the fork so errors show in the test. */
-static int open_input(const struct run_options *options) {
+/* Open what the child's stdin should be, before the fork so errors show in the test. With
+ * input_pipe, *writer gets the pipe's write end, which only we hold (close-on-exec), so the
+ * child sees end of file once close_input closes it; it never blocks us (O_NONBLOCK). */
+static int open_input(const struct run_options *options, int *writer) {
+    *writer = -1;
+    if (options->input_pipe) {
+        int ends[2];
+        make_pipe(ends);
+        fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) | O_NONBLOCK);
+        *writer = ends[1];
+        return ends[0];
+    }
     if (options->input_file != NULL)
         return open(options->input_file, O_RDONLY | O_CLOEXEC);
     if (options->input == NULL)
@@ -179,7 +189,12 @@ static struct process *start(const char *path, const char *const argv[],
         fprintf(stderr, "harness: stdout is either a terminal or a file, not both\n");
         exit(EXIT_FAILURE);
     }
-    int input = open_input(options);
+    if (options->input_pipe && (options->input != NULL || options->input_file != NULL)) {
+        fprintf(stderr, "harness: stdin is either a pipe to write to, text or a file\n");
+        exit(EXIT_FAILURE);
+    }
+    int writer;
+    int input = open_input(options, &writer);
     if (input == -1) {
         fprintf(stderr, "harness: cannot open stdin for %s: %s\n", argv[0], strerror(errno));
         exit(EXIT_FAILURE);
@@ -235,6 +250,7 @@ static struct process *start(const char *path, const char *const argv[],
     process->label = options->label ? formatted("%s", options->label) : process->name;
     process->stdout_fd = out[0];
     process->stderr_fd = err[0];
+    process->stdin_fd = writer;
     process->echo = options->echo;
     processes[process_count++] = process;
     return process;
@@ -358,16 +374,97 @@ int wait_for_ready_line(struct process *server, int timeout_ms) {
     return port;
 }
 
-bool wait_for_output(struct process *process, const char *text, int timeout_ms) {
+/* Read the process's output until `stream` (its stdout or stderr) contains text. */
+static bool wait_for_text(struct process *process, bool on_stderr, const char *text,
+                          int timeout_ms) {
+    const struct output *output = on_stderr ? &process->err : &process->out;
+    const int *fd = on_stderr ? &process->stderr_fd : &process->stdout_fd;
     long long deadline = now_ms() + timeout_ms;
     bool found;
-    while (!(found = process->out.data && strstr(process->out.data, text)) &&
-           process->stdout_fd != -1 && ms_until(deadline) > 0)
+    while (!(found = output->data && strstr(output->data, text)) && *fd != -1 &&
+           ms_until(deadline) > 0)
         read_some(&process, 1, ms_until(deadline));
     if (!found)
-        fprintf(stderr, "harness: %s did not print \"%s\" within %d ms; its stdout: \"%s\"\n",
-                process->label, text, timeout_ms, process->out.data ? process->out.data : "");
+        fprintf(stderr, "harness: %s did not print \"%s\" on %s within %d ms; its %s: \"%s\"\n",
+                process->label, text, on_stderr ? "stderr" : "stdout", timeout_ms,
+                on_stderr ? "stderr" : "stdout", output->data ? output->data : "");
     return found;
+}
+
+bool wait_for_output(struct process *process, const char *text, int timeout_ms) {
+    return wait_for_text(process, false, text, timeout_ms);
+}
+
+bool wait_for_stderr(struct process *process, const char *text, int timeout_ms) {
+    return wait_for_text(process, true, text, timeout_ms);
+}
+
+/* ---- writing to stdin ---- */
+
+/* write() to the stdin pipe with SIGPIPE blocked: a child that has gone (or closed its stdin)
+ * makes it fail with EPIPE instead of killing the test. A SIGPIPE raised meanwhile is taken
+ * off again before the mask is restored. */
+static ssize_t write_without_sigpipe(int fd, const char *data, size_t length) {
+    sigset_t pipe_signal, old_mask;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &pipe_signal, &old_mask);
+    ssize_t written = write(fd, data, length);
+    int write_error = errno;
+    sigset_t pending;
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) &&
+        !sigismember(&old_mask, SIGPIPE)) {
+        int taken;
+        sigwait(&pipe_signal, &taken);
+    }
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    errno = write_error;
+    return written;
+}
+
+bool send_input(struct process *process, const char *text) {
+    if (process->stdin_fd == -1) {
+        fprintf(stderr, "harness: %s has no stdin pipe to write to (input_pipe, close_input)\n",
+                process->label);
+        return false;
+    }
+    long long deadline = now_ms() + INPUT_TIMEOUT_MS;
+    size_t length = strlen(text), sent = 0;
+    while (sent < length) {
+        ssize_t written = write_without_sigpipe(process->stdin_fd, text + sent, length - sent);
+        if (written > 0) {
+            sent += (size_t)written;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            fprintf(stderr, "harness: writing to the stdin of %s: %s\n", process->label,
+                    strerror(errno));
+            return false;
+        }
+        if (ms_until(deadline) == 0) {
+            fprintf(stderr, "harness: %s read %zu of %zu bytes of input within %d ms\n",
+                    process->label, sent, length, INPUT_TIMEOUT_MS);
+            return false;
+        }
+        /* The pipe is full: wait for room, reading what the program prints meanwhile (it
+         * may be blocked on a full stdout of its own). */
+        struct pollfd fds[] = {{.fd = process->stdin_fd, .events = POLLOUT},
+                               {.fd = process->stdout_fd, .events = POLLIN},
+                               {.fd = process->stderr_fd, .events = POLLIN}};
+        if (poll(fds, 3, ms_until(deadline)) <= 0)
+            continue; /* a signal, or the deadline: checked above */
+        if (fds[1].revents != 0)
+            read_pipe((struct pipe_end){process, &process->stdout_fd, &process->out});
+        if (fds[2].revents != 0)
+            read_pipe((struct pipe_end){process, &process->stderr_fd, &process->err});
+    }
+    return true;
+}
+
+void close_input(struct process *process) {
+    if (process->stdin_fd != -1)
+        close(process->stdin_fd);
+    process->stdin_fd = -1;
 }
 
 /* ---- ending ---- */
@@ -385,7 +482,20 @@ static bool try_reap(struct process *process, int options) {
     return true;
 }
 
+bool is_running(struct process *process) {
+    if (process->reaped)
+        return false;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int result;
+    do /* WNOWAIT: only look; the zombie stays for try_reap */
+        result = waitid(P_PID, (id_t)process->pid, &info, WEXITED | WNOHANG | WNOWAIT);
+    while (result == -1 && errno == EINTR);
+    return result == 0 && info.si_pid == 0;
+}
+
 static void close_pipes(struct process *process) {
+    close_input(process);
     if (process->stdout_fd != -1)
         close(process->stdout_fd);
     if (process->stderr_fd != -1)

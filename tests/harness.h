@@ -12,6 +12,7 @@
 enum {
     READY_TIMEOUT_MS = 10 * 1000,  /* how long a server may take to print its ready line */
     FINISH_TIMEOUT_MS = 10 * 1000, /* how long a small conversation may take to end */
+    INPUT_TIMEOUT_MS = 10 * 1000,  /* how long a program may take to read what send_input sent */
     NO_PORT = -1,                  /* wait_for_ready_line: no ready line came */
     TIMED_OUT = -1,                /* finish: the process was killed at the deadline */
 };
@@ -34,6 +35,7 @@ struct process {
     int stdout_fd;     /* read ends of the pipes (or the terminal's master side); -1 once at
                           end of file (or when stdout goes to a file) */
     int stderr_fd;
+    int stdin_fd;      /* write end of its stdin pipe (run_options.input_pipe), else -1 */
     struct output out; /* everything printed on stdout so far (unless sent to a file) */
     struct output err; /* everything printed on stderr so far */
     bool echo;
@@ -52,6 +54,8 @@ struct run_options {
     bool terminal;              /* stdout is a pseudo-terminal (isatty is true there), read
                                    like a pipe; "\n" stays "\n" (no output processing).
                                    Not together with output_file. */
+    bool input_pipe;            /* stdin is a pipe the caller writes to as it goes, with
+                                   send_input, until close_input. Not with input or input_file. */
 };
 
 /* Start $BIN_DIR/argv[0] with argv; options may be NULL. Exits the caller if fork fails.
@@ -71,12 +75,30 @@ int wait_for_ready_line(struct process *server, int timeout_ms);
 /* Read the process's stdout until it contains text. False (with a message) if it never does. */
 bool wait_for_output(struct process *process, const char *text, int timeout_ms);
 
+/* Read the process's stderr until it contains text. False (with a message) if it never does. */
+bool wait_for_stderr(struct process *process, const char *text, int timeout_ms);
+
+/* Write text to the process's stdin pipe (run_options.input_pipe), reading its output
+ * meanwhile so that neither side blocks the other. False (with a message) if it takes not all
+ * of it within INPUT_TIMEOUT_MS, or has closed its stdin. Like typing a line: send_input(p,
+ * "first line\n"). */
+bool send_input(struct process *process, const char *text);
+
+/* Close the process's stdin pipe: it reads end of file (Ctrl-D at a terminal). finish leaves
+ * it open (a program that waits for the end of its input runs into the deadline); stop and
+ * clean_up close it. */
+void close_input(struct process *process);
+
 /* Read all the rest of its output, wait for it to exit and return its status (see
  * struct process). At the deadline kill it, say so on stderr and return TIMED_OUT. */
 int finish(struct process *process, int timeout_ms);
 
 /* finish() for up to 16 processes at once, reading whatever any of them prints as it comes. */
 void finish_all(struct process *const processes[], size_t count, int timeout_ms);
+
+/* Whether the process is still running: it has not exited, nor been killed. It stays
+ * unreaped either way, for finish to collect its status. */
+bool is_running(struct process *process);
 
 /* Kill the process now (SIGKILL) and reap it, when its end is not part of the test. */
 void stop(struct process *process);

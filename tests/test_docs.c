@@ -12,7 +12,8 @@
  *        terminal 1:                       more output of terminal 1's running command
  *    Commands run with /bin/sh -c from the repository root, in page order; one starts once the
  *    previous command of its terminal has exited and every command running in another terminal
- *    has printed a line (a server: once it is ready). Each ./bin/PROG gets "-p PORT" unless the
+ *    has printed the lines the page shows for it above this one (at least one: a server's
+ *    first line comes when it is ready). Each ./bin/PROG gets "-p PORT" unless the
  *    command has -p or -u, and the words 8765 and 2525 become PORT, a free port (one per
  *    transcript); /tmp/ becomes a fresh directory. In the output, PORT reads as the page's port
  *    (8765 with a udp_ program, else 2525) and the directory as /tmp/. Every command must exit
@@ -194,6 +195,7 @@ struct command {
     int shown_lines[MAX_SHOWN_LINES]; /* the page line of each */
     int shown_count;
     int exit_status; /* [exit N]; 0 when the page shows none */
+    int lines_due;   /* while a later command waits: lines this one must have printed first */
     pid_t pid;       /* 0 until started; also its process group */
     int output;      /* read end of its one pipe for stdout and stderr; -1 at end of file */
     struct text printed;
@@ -411,9 +413,21 @@ static bool has_finished(const struct command *command) {
     return command->reaped && command->output == -1;
 }
 
-static bool has_printed_a_line(const struct command *command) {
-    return has_finished(command) ||
-           memchr(string_of(&command->printed), '\n', command->printed.length) != NULL;
+/* Whether it has printed the lines it must have printed by now (lines_due), or ended. */
+static bool has_printed_its_lines(const struct command *command) {
+    int lines = 0;
+    for (size_t i = 0; i < command->printed.length; i++)
+        lines += command->printed.data[i] == '\n';
+    return has_finished(command) || lines >= command->lines_due;
+}
+
+/* How many lines the page shows for `earlier` before the line where `later` is typed, at
+ * least one: a server's first line comes when it is ready. */
+static int lines_shown_before(const struct command *earlier, const struct command *later) {
+    int count = 0;
+    for (int i = 0; i < earlier->shown_count; i++)
+        count += earlier->shown_lines[i] < later->line;
+    return count > 0 ? count : 1;
 }
 
 /* The monotonic clock's time ms milliseconds from now, in milliseconds. */
@@ -444,14 +458,17 @@ static int run_commands(struct transcript *t) {
     for (int i = 0; i < t->count; i++) {
         const struct command *command = &t->commands[i];
         for (int j = 0; j < i; j++) {
-            const struct command *earlier = &t->commands[j];
+            struct command *earlier = &t->commands[j];
             bool same = earlier->terminal == command->terminal;
-            if (wait_until(t, earlier, same ? has_finished : has_printed_a_line,
+            earlier->lines_due = lines_shown_before(earlier, command);
+            if (wait_until(t, earlier, same ? has_finished : has_printed_its_lines,
                            ms_from_now(same ? FINISH_TIMEOUT_MS : READY_TIMEOUT_MS)))
                 continue;
             problem(t->page, command->line, "`%s` waited in vain: `%s` (line %d) %s",
                     command->typed, earlier->typed, earlier->line,
-                    same ? "is still running in its terminal" : "has printed no line");
+                    same ? "is still running in its terminal"
+                         : formatted("has not printed the %d line(s) shown before it",
+                                     earlier->lines_due));
             outcome |= TOO_SLOW;
         }
         start(t, i);

@@ -534,10 +534,25 @@ static void tcp_pair_survives_eintr_in_every_socket_call(void **state) {
 static void select_server_and_echo_clients_survive_eintr_in_every_socket_call(void **state) {
     (void)state;
     NEED_TOOL("strace", "strace");
-    const struct conversation talk = {ARGV("select_server", "-n", "3", "-p", "0"),
+    const struct conversation talk = {ARGV("select_server", "-e", "-n", "3", "-p", "0"),
                                       ARGV("tcp_client", "-e", "-p", PORT), ECHO_CLIENTS, NULL,
                                       NULL};
     expect_same_conversation(&talk, EINTR_IN_SOCKET_CALLS);
+}
+
+static void
+select_client_and_echo_server_survive_eintr_in_every_read_and_socket_call(void **state) {
+    (void)state;
+    NEED_TOOL("strace", "strace");
+    const char *input = temp_path("input");
+    FILE *file = fopen(input, "w");
+    assert_non_null(file);
+    fputs("typed line\n", file);
+    assert_int_equal(fclose(file), 0);
+    const struct conversation talk = {ARGV("select_server", "-e", "-n", "3", "-p", "0"),
+                                      ARGV("select_client", "-p", PORT), ECHO_CLIENTS, NULL, input};
+    expect_same_conversation(&talk, EINTR_IN_SOCKET_CALLS);
+    expect_same_conversation(&talk, EINTR_IN_STDIN_READS);
 }
 
 static void tcp_pair_reading_stdin_survives_eintr_in_every_read_and_socket_call(void **state) {
@@ -748,8 +763,8 @@ static void tcp_pair_talks_through_a_proxy(enum proxy_mode mode) {
 }
 
 static void select_server_echoes_through_a_proxy(enum proxy_mode mode) {
-    struct process *server =
-        start_program(ARGV("select_server", "-n", formatted("%d", ECHO_CLIENTS), "-p", "0"), NULL);
+    struct process *server = start_program(
+        ARGV("select_server", "-e", "-n", formatted("%d", ECHO_CLIENTS), "-p", "0"), NULL);
     struct helper *proxy;
     const char *port =
         formatted("%d", start_proxy(atoi(ready_port(server)), mode, ECHO_CLIENTS, &proxy));
@@ -959,7 +974,7 @@ static void tcp_client_takes_a_plain_close_as_the_end_of_the_greeting(void **sta
 
 static void select_server_reports_a_client_that_resets_and_keeps_serving_others(void **state) {
     (void)state;
-    struct process *server = start_program(ARGV("select_server", "-n", "2", "-p", "0"), NULL);
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "2", "-p", "0"), NULL);
     const char *port = ready_port(server);
     int rude = connect_to_loopback(atoi(port));
     char greeting[sizeof "Hello!\n"] = "";
@@ -1117,6 +1132,7 @@ int main(void) {
         TEST(udp_pair_survives_eintr_in_every_socket_call),
         TEST(tcp_pair_survives_eintr_in_every_socket_call),
         TEST(select_server_and_echo_clients_survive_eintr_in_every_socket_call),
+        TEST(select_client_and_echo_server_survive_eintr_in_every_read_and_socket_call),
         TEST(tcp_pair_reading_stdin_survives_eintr_in_every_read_and_socket_call),
         TEST(tcp_pair_talks_through_a_proxy_that_sends_one_byte_at_a_time),
         TEST(tcp_pair_talks_through_a_proxy_that_coalesces_bytes),

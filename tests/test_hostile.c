@@ -282,7 +282,7 @@ static void select_server_serves_others_while_a_client_sends_without_reading(voi
     for (size_t i = 0; i < sizeof pattern; i++)
         pattern[i] = (unsigned char)(i % PATTERN_PERIOD);
     const char *server_lines = temp_path("select_server.out"); /* one line per chunk echoed */
-    struct process *server = start_program(ARGV("select_server", "-n", "3", "-p", "0"),
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "3", "-p", "0"),
                                            &(struct run_options){.output_file = server_lines});
     const char *port = ready_port(server);
     long long deadline = now_ms() + slow(HOG_DEADLINE_MS);
@@ -397,7 +397,7 @@ static void select_server_refuses_clients_beyond_fd_setsize_and_serves_the_other
     }
     /* The server inherits our limit, so it can accept descriptors of 1024 and above. */
     const char *server_lines = temp_path("select_server.out");
-    struct process *server = start_program(ARGV("select_server", "-n", "0", "-p", "0"),
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "0", "-p", "0"),
                                            &(struct run_options){.output_file = server_lines});
     const char *port = ready_port(server);
 
@@ -552,13 +552,26 @@ static struct process *tcp_client_receiving(const char *payload, bool terminal) 
 }
 
 static struct process *echo_client_receiving(const char *payload, bool terminal) {
-    struct process *server = start_program(ARGV("select_server", "-n", "1", "-p", "0"), NULL);
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"), NULL);
     const char *port = ready_port(server);
     /* The client sends the payload and prints it as select_server echoes it back. */
     struct process *client =
         start_program(ARGV("tcp_client", "-e", "-m", "-", "-p", port),
                       &(struct run_options){.input_file = payload, .terminal = terminal});
     assert_exit(client, 0);
+    assert_exit(server, 0);
+    return client;
+}
+
+static struct process *select_client_receiving(const char *payload, bool terminal) {
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    /* select_client sends its input and prints the echo as it comes. */
+    struct process *client =
+        start_program(ARGV("select_client", "-p", port),
+                      &(struct run_options){.input_file = payload, .terminal = terminal});
+    assert_exit(client, 0);
+    assert_stderr(client, "");
     assert_exit(server, 0);
     return client;
 }
@@ -620,6 +633,17 @@ static void tcp_client_in_echo_mode_shows_hostile_bytes_as_hex_on_a_terminal(voi
     assert_stdout_around(into_pipe,
                          "Client connected!\nreply sent!\nReceived from server: Hello!\n", HOSTILE,
                          HOSTILE_LENGTH, "\n");
+}
+
+static void
+select_client_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe(void **state) {
+    (void)state;
+    const char *payload = file_with("hostile", HOSTILE, HOSTILE_LENGTH);
+
+    struct process *on_terminal = select_client_receiving(payload, true);
+    assert_stdout(on_terminal, "Hello!\n" HOSTILE_SHOWN);
+    struct process *into_pipe = select_client_receiving(payload, false);
+    assert_stdout_around(into_pipe, "Hello!\n", HOSTILE, HOSTILE_LENGTH, "");
 }
 
 static void tcp_server_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe(void **state) {
@@ -691,6 +715,7 @@ static void every_byte_outside_printable_ascii_shows_as_hex_on_a_terminal(void *
                   formatted("Waiting for data...\nReceived: %s\n", bytes_shown));
     assert_stdout(udp_sender_receiving(payload, true),
                   formatted("Sending data...\nGot response: %s\n", bytes_shown));
+    assert_stdout(select_client_receiving(payload, true), formatted("Hello!\n%s", bytes_shown));
 }
 
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)
@@ -708,6 +733,7 @@ int main(void) {
         TEST(an_empty_reply_is_printed_as_an_empty_line),
         TEST(tcp_client_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe),
         TEST(tcp_client_in_echo_mode_shows_hostile_bytes_as_hex_on_a_terminal),
+        TEST(select_client_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe),
         TEST(tcp_server_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe),
         TEST(udp_receiver_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe),
         TEST(udp_sender_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe),

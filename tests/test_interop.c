@@ -41,7 +41,7 @@ enum {
 static const struct run_options GREETING = {.input = "Hello!"};
 static const struct run_options REPLY = {.input = "Thanks! Bye."};
 static const struct run_options ANSWER = {.input = "got it!"};
-static const struct run_options PING = {.input = "ping\n"}; /* for select_server's echo */
+static const struct run_options PING = {.input = "ping\n"}; /* for select_server */
 
 /* ---- assertions: each failure says what was expected and what came ---- */
 
@@ -512,12 +512,60 @@ static void udp_sender_gets_the_answer_of_socat_over_a_unix_socket(void **state)
     expect_udp_sender_talked_to(sender, socat);
 }
 
-/* ---- select_server: nc and socat as echo clients ---- */
+/* ---- select_client: nc and socat as the server ---- */
+
+/* The tool sent "Hello!" and ended its side; select_client sent its input and ended its own. */
+static void expect_select_client_talked_to(struct process *client, struct process *tool) {
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!");
+    assert_stderr(client, "");
+    assert_exit(tool, 0);
+    assert_stdout(tool, "typed line\n");
+}
+
+static void select_client_talks_to_nc_listening_on_ipv4(void **state) {
+    (void)state;
+    NEED_TOOL("nc", "netcat-openbsd");
+    struct process *nc =
+        start_command(ARGV("nc", "-v", "-n", "-N", "-l", "127.0.0.1", "0"), &GREETING);
+    const char *port = listening_port(nc, "Listening on 127.0.0.1 ");
+    struct process *client = start_program(ARGV("select_client", "-p", port),
+                                           &(struct run_options){.input = "typed line\n"});
+
+    expect_select_client_talked_to(client, nc);
+}
+
+static void select_client_talks_to_socat_listening_on_ipv6(void **state) {
+    (void)state;
+    NEED_TOOL("socat", "socat");
+    struct process *socat = start_command(
+        ARGV("socat", "-d", "-d", "-t", SOCAT_LINGER, "TCP6-LISTEN:0,bind=[::1]", "-"), &GREETING);
+    const char *port = listening_port(socat, "listening on AF=10 " IPV6_LOOPBACK ":");
+    struct process *client = start_program(ARGV("select_client", "-6", "-p", port),
+                                           &(struct run_options){.input = "typed line\n"});
+
+    expect_select_client_talked_to(client, socat);
+}
+
+/* ---- select_server: nc and socat as clients ---- */
+
+static void select_server_greets_nc_and_drops_its_bytes_without_e(void **state) {
+    (void)state;
+    NEED_TOOL("nc", "netcat-openbsd");
+    struct process *server = start_program(ARGV("select_server", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port), &PING);
+
+    assert_exit(nc, 0);
+    assert_stdout(nc, "Hello!\n");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+}
 
 static void select_server_greets_and_echoes_nc_over_ipv4(void **state) {
     (void)state;
     NEED_TOOL("nc", "netcat-openbsd");
-    struct process *server = start_program(ARGV("select_server", "-n", "1", "-p", "0"), NULL);
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port), &PING);
 
@@ -527,7 +575,8 @@ static void select_server_greets_and_echoes_nc_over_ipv4(void **state) {
 static void select_server_greets_and_echoes_nc_over_ipv6(void **state) {
     (void)state;
     NEED_TOOL("nc", "netcat-openbsd");
-    struct process *server = start_program(ARGV("select_server", "-6", "-n", "1", "-p", "0"), NULL);
+    struct process *server =
+        start_program(ARGV("select_server", "-e", "-6", "-n", "1", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *nc = start_command(ARGV("nc", "-6", "-N", "::1", port), &PING);
 
@@ -537,7 +586,7 @@ static void select_server_greets_and_echoes_nc_over_ipv6(void **state) {
 static void select_server_greets_and_echoes_socat_over_ipv4(void **state) {
     (void)state;
     NEED_TOOL("socat", "socat");
-    struct process *server = start_program(ARGV("select_server", "-n", "1", "-p", "0"), NULL);
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *socat = start_command(
         ARGV("socat", "-t", SOCAT_LINGER, "-", formatted("TCP4:127.0.0.1:%s", port)), &PING);
@@ -549,7 +598,8 @@ static void select_server_greets_and_echoes_socat_over_a_unix_socket(void **stat
     (void)state;
     NEED_TOOL("socat", "socat");
     const char *path = temp_path("select.sock");
-    struct process *server = start_program(ARGV("select_server", "-n", "1", "-u", path), NULL);
+    struct process *server =
+        start_program(ARGV("select_server", "-e", "-n", "1", "-u", path), NULL);
     wait_until_ready(server);
     struct process *socat = start_command(
         ARGV("socat", "-t", SOCAT_LINGER, "-", formatted("UNIX-CONNECT:%s", path)), &PING);
@@ -561,7 +611,7 @@ static void select_server_echoes_nc_and_socat_each_its_own_bytes(void **state) {
     (void)state;
     NEED_TOOL("nc", "netcat-openbsd");
     NEED_TOOL("socat", "socat");
-    struct process *server = start_program(ARGV("select_server", "-n", "2", "-p", "0"), NULL);
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "2", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port),
                                        &(struct run_options){.input = "from nc\n"});
@@ -614,6 +664,9 @@ int main(void) {
         TEST(udp_sender_gets_the_answer_of_socat_over_ipv4),
         TEST(udp_sender_gets_the_answer_of_socat_over_ipv6),
         TEST(udp_sender_gets_the_answer_of_socat_over_a_unix_socket),
+        TEST(select_client_talks_to_nc_listening_on_ipv4),
+        TEST(select_client_talks_to_socat_listening_on_ipv6),
+        TEST(select_server_greets_nc_and_drops_its_bytes_without_e),
         TEST(select_server_greets_and_echoes_nc_over_ipv4),
         TEST(select_server_greets_and_echoes_nc_over_ipv6),
         TEST(select_server_greets_and_echoes_socat_over_ipv4),

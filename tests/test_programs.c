@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-/* test_programs.c: run the five programs as a learner would, and check every byte they print
+/* test_programs.c: run the programs as a learner would, and check every byte they print
  * and every exit status against the program contract. Servers always start on -p 0 and
  * tell us their port in the ready line, so the tests need no fixed port and no sleep.
  * Run from the repository root: build/test_programs (BIN_DIR=dir picks other binaries). */
@@ -28,11 +28,15 @@ enum {
     BIG_PAYLOAD_SIZE = 64 << 20, /* 64 MiB */
     BIG_TIMEOUT_MS = 60 * 1000,
     TIMEOUT_WAIT_MS = 5 * 1000, /* for "-t 1" to show its effect */
+    HINT_MS = 3000,             /* tcp_client's silence before its hint about -e */
+    GIVE_UP_S = 5,              /* its -t in the test of the hint: some time after the hint */
+    BOTH_WAYS_SIZE = 16 << 20,  /* select_client's input, echoed while it still sends */
+    SELECT_CLIENTS = 3,         /* select_clients connected to one server at once */
     LARGEST_DATAGRAM = 65507,   /* 65535 - 8 (UDP header) - 20 (IPv4 header) */
 };
 
-static const char *const PROGRAMS[] = {"udp_receiver", "udp_sender", "tcp_server", "tcp_client",
-                                       "select_server"};
+static const char *const PROGRAMS[] = {"udp_receiver", "udp_sender",    "tcp_server",
+                                       "tcp_client",   "select_server", "select_client"};
 static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_server"};
 #define COUNT(array) (sizeof(array) / sizeof(array)[0])
 
@@ -40,6 +44,9 @@ static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_serv
 #define ECHO_CLIENT_LINES \
     "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
 #define ONE_SELECT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
+#define HINT                                                                                 \
+    "tcp_client: still waiting for the server to end its message (an echo server waits for " \
+    "ours first: use tcp_client -e)\n"
 
 /* ---- assertions: each failure says what was expected and what came ---- */
 
@@ -102,7 +109,7 @@ static void tcp_pair_prints_the_tutorial_lines(void **state) {
 
 static void select_server_greets_and_echoes_five_clients_in_turn(void **state) {
     (void)state;
-    struct process *server = start_program(ARGV("select_server", "-p", "0"), NULL);
+    struct process *server = start_program(ARGV("select_server", "-e", "-p", "0"), NULL);
     const char *port = ready_port(server);
     for (int i = 0; i < CLIENT_COUNT; i++) {
         struct process *client = start_program(ARGV("tcp_client", "-e", "-p", port), NULL);
@@ -178,7 +185,8 @@ static void tcp_pair_talks_over_ipv6(void **state) {
 
 static void select_server_talks_over_ipv6(void **state) {
     (void)state;
-    struct process *server = start_program(ARGV("select_server", "-6", "-p", "0", "-n", "1"), NULL);
+    struct process *server =
+        start_program(ARGV("select_server", "-e", "-6", "-p", "0", "-n", "1"), NULL);
     const char *port = ready_port(server);
     struct process *client = start_program(ARGV("tcp_client", "-6", "-e", "-p", port), NULL);
 
@@ -227,7 +235,8 @@ static void tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file(void *
 static void select_server_talks_over_a_unix_socket_and_removes_the_socket_file(void **state) {
     (void)state;
     const char *path = temp_path("select.sock");
-    struct process *server = start_program(ARGV("select_server", "-u", path, "-n", "1"), NULL);
+    struct process *server =
+        start_program(ARGV("select_server", "-e", "-u", path, "-n", "1"), NULL);
     assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
     struct process *client = start_program(ARGV("tcp_client", "-e", "-u", path), NULL);
 
@@ -243,7 +252,7 @@ static void select_server_talks_over_a_unix_socket_and_removes_the_socket_file(v
 
 static void select_server_echoes_five_concurrent_clients_each_its_own_message(void **state) {
     (void)state;
-    struct process *server = start_program(ARGV("select_server", "-p", "0"), NULL);
+    struct process *server = start_program(ARGV("select_server", "-e", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *everyone[1 + CLIENT_COUNT] = {server};
     for (int i = 1; i <= CLIENT_COUNT; i++) {
@@ -275,6 +284,148 @@ static void select_server_says_select_timed_out_when_no_client_comes(void **stat
     assert_true(wait_for_output(server, "Select timed out.\n", TIMEOUT_WAIT_MS));
     assert_stdout_starts_with(server, "listening\nSelect timed out.\n");
     stop(server);
+}
+
+/* ---- select_server -e and tcp_client without -e: each waits for the other ---- */
+
+static void tcp_client_without_e_says_to_use_e_when_an_echo_server_stays_silent(void **state) {
+    (void)state;
+    /* -t 0: no "Select timed out." while both wait, as long as the client's -t. */
+    struct process *server =
+        start_program(ARGV("select_server", "-e", "-n", "1", "-t", "0", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    long long started = now_ms();
+    const char *give_up = formatted("%d", GIVE_UP_S);
+    struct process *client = start_program(ARGV("tcp_client", "-t", give_up, "-p", port), NULL);
+
+    /* The greeting comes, then silence: the echo server waits for our end, we for its end. */
+    assert_true(wait_for_stderr(client, HINT, slow(HINT_MS + FINISH_TIMEOUT_MS)));
+    long long hinted_after = now_ms() - started;
+    assert_true(is_running(client)); /* it said so, and goes on waiting */
+    assert_exit(client, 1);
+    long long ended_after = now_ms() - started;
+    assert_stdout(client, "Client connected!\nReceived from server: Hello!\n\n");
+    assert_stderr(client, formatted(HINT "tcp_client: no data within %d s\n", GIVE_UP_S));
+    if (hinted_after < HINT_MS || ended_after < GIVE_UP_S * 1000)
+        fail_msg("tcp_client hinted after %lld ms (expected %d or more) and gave up after %lld ms "
+                 "(expected %d or more)",
+                 hinted_after, HINT_MS, ended_after, GIVE_UP_S * 1000);
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\naccepting new socket\nsocket disconnected\n");
+    assert_stderr(server, formatted("select_server: ready on 127.0.0.1 port %s\n", port));
+}
+
+/* ---- select_client: the keyboard and the network in one select() ---- */
+
+static void select_client_prints_each_echo_while_its_input_goes_on(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client =
+        start_program(ARGV("select_client", "-p", port), &(struct run_options){.input_pipe = true});
+    assert_true(wait_for_output(client, "Hello!\n", slow(FINISH_TIMEOUT_MS)));
+
+    /* Typed a line at a time: each echo shows before the next line is typed. */
+    assert_true(send_input(client, "first line\n"));
+    assert_true(wait_for_output(client, "Hello!\nfirst line\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(send_input(client, "second "));
+    assert_true(wait_for_output(client, "Hello!\nfirst line\nsecond ", slow(FINISH_TIMEOUT_MS)));
+    assert_true(send_input(client, "line\n"));
+    assert_true(
+        wait_for_output(client, "Hello!\nfirst line\nsecond line\n", slow(FINISH_TIMEOUT_MS)));
+    close_input(client);
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\nfirst line\nsecond line\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\naccepting new socket\nsocket sent data\nsocket sent data\n"
+                          "socket sent data\nsocket disconnected\n");
+}
+
+static void select_client_goes_on_sending_to_tcp_server_after_its_greeting(void **state) {
+    (void)state;
+    struct process *server = start_program(ARGV("tcp_server", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client =
+        start_program(ARGV("select_client", "-p", port), &(struct run_options){.input_pipe = true});
+    /* tcp_server sends "Hello!" and ends its side at once; ours stays open. */
+    assert_true(wait_for_output(client, "Hello!", slow(FINISH_TIMEOUT_MS)));
+
+    assert_true(send_input(client, "first line\n"));
+    assert_true(wait_for_output(server, "Got from client: first line\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(send_input(client, "second line\n"));
+    assert_true(wait_for_output(server, "first line\nsecond line\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(is_running(server)); /* it waits for the end of our message */
+    close_input(client);
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: first line\nsecond line\n\n");
+    assert_stderr(server, formatted("tcp_server: ready on 127.0.0.1 port %s\n", port));
+}
+
+static void select_clients_connected_at_once_each_get_their_own_echo(void **state) {
+    (void)state;
+    const char *count = formatted("%d", SELECT_CLIENTS);
+    struct process *server =
+        start_program(ARGV("select_server", "-e", "-n", count, "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *everyone[1 + SELECT_CLIENTS] = {server};
+    for (int i = 1; i <= SELECT_CLIENTS; i++) {
+        everyone[i] = start_program(ARGV("select_client", "-p", port),
+                                    &(struct run_options){.input_pipe = true});
+        assert_true(wait_for_output(everyone[i], "Hello!\n", slow(FINISH_TIMEOUT_MS)));
+    }
+
+    /* All connected: each speaks in turn, and gets its own line back. */
+    for (int i = 1; i <= SELECT_CLIENTS; i++) {
+        const char *line = formatted("line from client %d\n", i);
+        assert_true(send_input(everyone[i], line));
+        assert_true(wait_for_output(everyone[i], line, slow(FINISH_TIMEOUT_MS)));
+    }
+    for (int i = 1; i <= SELECT_CLIENTS; i++)
+        close_input(everyone[i]);
+    finish_all(everyone, COUNT(everyone), slow(FINISH_TIMEOUT_MS));
+
+    for (int i = 1; i <= SELECT_CLIENTS; i++) {
+        assert_exit(everyone[i], 0);
+        assert_stdout(everyone[i], formatted("Hello!\nline from client %d\n", i));
+        assert_stderr(everyone[i], "");
+    }
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n"
+                          "accepting new socket\naccepting new socket\naccepting new socket\n"
+                          "socket sent data\nsocket sent data\nsocket sent data\n"
+                          "socket disconnected\nsocket disconnected\nsocket disconnected\n");
+}
+
+static void select_client_talks_over_ipv6_and_over_a_unix_socket(void **state) {
+    (void)state;
+    const char *path = temp_path("select.sock");
+    struct process *server =
+        start_program(ARGV("select_server", "-e", "-6", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("select_client", "-6", "-p", port),
+                                           &(struct run_options){.input = "over IPv6\n"});
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\nover IPv6\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+
+    server = start_program(ARGV("select_server", "-e", "-u", path, "-n", "1"), NULL);
+    assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
+    client = start_program(ARGV("select_client", "-u", path),
+                           &(struct run_options){.input = "over a UNIX socket\n"});
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\nover a UNIX socket\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_false(file_exists(path));
 }
 
 /* ---- 64 MiB of binary data through each direction of a connection ---- */
@@ -386,12 +537,31 @@ static void tcp_server_sends_64_mib_from_stdin_byte_for_byte(void **state) {
                       "\nreply sent!\n");
 }
 
+static void select_client_sends_16_mib_while_the_echo_comes_back(void **state) {
+    (void)state;
+    const char *payload = temp_path("payload");
+    const char *received = temp_path("received");
+    write_random_file(payload, BOTH_WAYS_SIZE);
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"),
+                                           &(struct run_options){.output_file = "/dev/null"});
+    const char *port = ready_port(server);
+    /* Far more than the socket buffers hold: it must read the echo while it still sends. */
+    struct process *client =
+        start_program(ARGV("select_client", "-p", port),
+                      &(struct run_options){.input_file = payload, .output_file = received});
+
+    assert_exit_within(client, 0, BIG_TIMEOUT_MS);
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_file_holds(received, "Hello!\n", payload, "");
+}
+
 /* ---- nc (netcat) as the other side ---- */
 
 static void nc_gets_the_greeting_and_its_own_echo_from_select_server(void **state) {
     (void)state;
     NEED_TOOL("nc", "netcat-openbsd");
-    struct process *server = start_program(ARGV("select_server", "-n", "1", "-p", "0"), NULL);
+    struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"), NULL);
     const char *port = ready_port(server);
     /* OpenBSD netcat's -N: at the end of stdin, shut down our sending side like tcp_client -e */
     struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port),
@@ -465,7 +635,7 @@ static void every_server_rejects_a_count_that_is_not_0_to_1000000(void **state) 
 
 static void programs_with_t_reject_a_timeout_that_is_not_0_to_86400(void **state) {
     (void)state;
-    const char *const timed[] = {"udp_sender", "tcp_client", "select_server"};
+    const char *const timed[] = {"udp_sender", "tcp_client", "select_server", "select_client"};
     const char *const bad_timeouts[] = {"abc", "86401", "-1"};
     for (size_t i = 0; i < COUNT(timed); i++)
         for (size_t j = 0; j < COUNT(bad_timeouts); j++)
@@ -546,6 +716,14 @@ static void tcp_client_reports_connection_refused_when_nobody_listens(void **sta
     assert_stdout(client, "");
 }
 
+static void select_client_reports_connection_refused_when_nobody_listens(void **state) {
+    (void)state;
+    const char *port = formatted("%d", unused_port(SOCK_STREAM));
+    struct process *client = expect_runtime_error(ARGV("select_client", "-p", port),
+                                                  "select_client: connect: Connection refused\n");
+    assert_stdout(client, "");
+}
+
 static void udp_sender_gives_up_after_t_seconds_without_a_reply(void **state) {
     (void)state;
     const char *port = formatted("%d", unused_port(SOCK_DGRAM));
@@ -575,6 +753,27 @@ static void tcp_client_gives_up_after_t_seconds_without_data(void **state) {
     /* The line was started before the wait, and ended before the error line. */
     assert_stdout(client, "Client connected!\nReceived from server: \n");
     assert_stderr(client, "tcp_client: no data within 1 s\n");
+}
+
+static void select_client_gives_up_after_t_seconds_when_nothing_happens(void **state) {
+    (void)state;
+    /* A listener that never accepts, and input that never comes: nothing to wait for. */
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t length = sizeof address;
+    int listener = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_not_equal(listener, -1);
+    assert_int_equal(bind(listener, (struct sockaddr *)&address, length), 0);
+    assert_int_equal(listen(listener, 1), 0);
+    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
+    const char *port = formatted("%d", ntohs(address.sin_port));
+    struct process *client = start_program(ARGV("select_client", "-t", "1", "-p", port),
+                                           &(struct run_options){.input_pipe = true});
+    int status = finish(client, slow(TIMEOUT_WAIT_MS));
+    close(listener);
+
+    assert_int_equal(status, 1);
+    assert_stdout(client, "");
+    assert_stderr(client, "select_client: nothing happened for 1 s\n");
 }
 
 static void udp_programs_reject_a_message_too_long_for_one_datagram(void **state) {
@@ -633,7 +832,7 @@ static void every_server_replaces_a_stale_socket_file(void **state) {
     } pairs[] = {
         {ARGV("udp_receiver", "-u", path), ARGV("udp_sender", "-u", path), SOCK_DGRAM},
         {ARGV("tcp_server", "-u", path), ARGV("tcp_client", "-u", path), SOCK_STREAM},
-        {ARGV("select_server", "-n", "1", "-u", path), ARGV("tcp_client", "-e", "-u", path),
+        {ARGV("select_server", "-e", "-n", "1", "-u", path), ARGV("tcp_client", "-e", "-u", path),
          SOCK_STREAM},
     };
     for (size_t i = 0; i < COUNT(pairs); i++) {
@@ -664,8 +863,14 @@ int main(void) {
         TEST(select_server_talks_over_a_unix_socket_and_removes_the_socket_file),
         TEST(select_server_echoes_five_concurrent_clients_each_its_own_message),
         TEST(select_server_says_select_timed_out_when_no_client_comes),
+        TEST(tcp_client_without_e_says_to_use_e_when_an_echo_server_stays_silent),
+        TEST(select_client_prints_each_echo_while_its_input_goes_on),
+        TEST(select_client_goes_on_sending_to_tcp_server_after_its_greeting),
+        TEST(select_clients_connected_at_once_each_get_their_own_echo),
+        TEST(select_client_talks_over_ipv6_and_over_a_unix_socket),
         TEST(tcp_client_sends_64_mib_from_stdin_byte_for_byte),
         TEST(tcp_server_sends_64_mib_from_stdin_byte_for_byte),
+        TEST(select_client_sends_16_mib_while_the_echo_comes_back),
         TEST(nc_gets_the_greeting_and_its_own_echo_from_select_server),
         TEST(nc_talks_to_tcp_server_like_tcp_client),
         TEST(every_program_prints_usage_on_stdout_for_h),
@@ -681,8 +886,10 @@ int main(void) {
         TEST(every_program_reports_a_host_that_does_not_resolve),
         TEST(every_server_reports_an_address_already_in_use),
         TEST(tcp_client_reports_connection_refused_when_nobody_listens),
+        TEST(select_client_reports_connection_refused_when_nobody_listens),
         TEST(udp_sender_gives_up_after_t_seconds_without_a_reply),
         TEST(tcp_client_gives_up_after_t_seconds_without_data),
+        TEST(select_client_gives_up_after_t_seconds_when_nothing_happens),
         TEST(udp_programs_reject_a_message_too_long_for_one_datagram),
         TEST(every_server_refuses_to_replace_a_file_that_is_not_a_socket),
         TEST(every_server_replaces_a_stale_socket_file),

@@ -1,10 +1,13 @@
 #define _POSIX_C_SOURCE 200809L
-/* test_servers.c: poll_server and epoll_server keep select_server's contract (the same
- * output lines, options, greeting and echo; a client that never reads stalls nobody), and
- * echo_load, the load generator of `make bench`, runs clean against all three servers.
- * Each test below runs once per server; epoll_server's are skipped off Linux. Servers start
- * on -p 0 and tell us their port in the ready line: no fixed port, no sleep.
- * Run from the repository root: build/test_servers (BIN_DIR=dir picks other binaries;
+/* test_servers.c: the three event servers, select_server, poll_server and epoll_server, keep
+ * one contract: by default the tutorial's protocol (a greeting, then the end of their side;
+ * what a client sends is noted and dropped), with -e an echo server; the same output lines,
+ * options and greeting; a client that never reads stalls nobody. Each talks to tcp_client and
+ * to select_client in both modes, and echo_load, the load generator of `make bench`, runs
+ * clean against all three. Each test below runs once per server (some only for poll_server and
+ * epoll_server, when test_programs.c has select_server's); epoll_server's are skipped off
+ * Linux. Servers start on -p 0 and tell us their port in the ready line: no fixed port, no
+ * sleep. Run from the repository root: build/test_servers (BIN_DIR=dir picks other binaries;
  * echo_load is taken from the directory of this test). */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
@@ -46,6 +49,8 @@ enum {
 #define ECHO_CLIENT_LINES \
     "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
 #define ONE_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
+/* tcp_client without -e, as in the tutorial: the greeting ends with a newline, then the line. */
+#define TUTORIAL_CLIENT_LINES "Client connected!\nReceived from server: Hello!\n\nreply sent!\n"
 
 static char echo_load[4096]; /* the load generator's path: next to this test's binary */
 
@@ -91,7 +96,7 @@ static int tear_down(void **state) {
 
 static void greets_and_echoes_five_clients_in_turn(void **state) {
     const char *name = server_of(state);
-    struct process *server = start_program(ARGV(name, "-p", "0"), NULL);
+    struct process *server = start_program(ARGV(name, "-e", "-p", "0"), NULL);
     const char *port = ready_port(server);
     for (int i = 0; i < CLIENT_COUNT; i++) {
         struct process *client = start_program(ARGV("tcp_client", "-e", "-p", port), NULL);
@@ -107,7 +112,7 @@ static void greets_and_echoes_five_clients_in_turn(void **state) {
 
 static void echoes_five_concurrent_clients_each_its_own_message(void **state) {
     const char *name = server_of(state);
-    struct process *server = start_program(ARGV(name, "-p", "0"), NULL);
+    struct process *server = start_program(ARGV(name, "-e", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *everyone[1 + CLIENT_COUNT] = {server};
     for (int i = 1; i <= CLIENT_COUNT; i++) {
@@ -133,7 +138,7 @@ static void echoes_five_concurrent_clients_each_its_own_message(void **state) {
 
 static void talks_over_ipv6(void **state) {
     const char *name = server_of(state);
-    struct process *server = start_program(ARGV(name, "-6", "-p", "0", "-n", "1"), NULL);
+    struct process *server = start_program(ARGV(name, "-e", "-6", "-p", "0", "-n", "1"), NULL);
     const char *port = ready_port(server);
     struct process *client = start_program(ARGV("tcp_client", "-6", "-e", "-p", port), NULL);
 
@@ -147,7 +152,7 @@ static void talks_over_ipv6(void **state) {
 static void talks_over_a_unix_socket_and_removes_the_socket_file(void **state) {
     const char *name = server_of(state);
     const char *path = temp_path("server.sock");
-    struct process *server = start_program(ARGV(name, "-u", path, "-n", "1"), NULL);
+    struct process *server = start_program(ARGV(name, "-e", "-u", path, "-n", "1"), NULL);
     assert_int_equal(wait_for_ready_line(server, slow(READY_TIMEOUT_MS)), 0);
     struct process *client = start_program(ARGV("tcp_client", "-e", "-u", path), NULL);
 
@@ -189,6 +194,135 @@ static void takes_the_same_options_as_select_server(void **state) {
         assert_stderr(program, formatted("%s: %s\n", name, messages[i]));
         assert_stdout(program, "");
     }
+}
+
+/* ---- the tutorial's protocol, by default ---- */
+
+static void serves_five_plain_tcp_clients_at_once_as_in_the_tutorial(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *everyone[1 + CLIENT_COUNT] = {server};
+    for (int i = 1; i <= CLIENT_COUNT; i++)
+        everyone[i] = start_program(ARGV("tcp_client", "-p", port), NULL);
+    finish_all(everyone, 1 + CLIENT_COUNT, slow(FINISH_TIMEOUT_MS));
+
+    for (int i = 1; i <= CLIENT_COUNT; i++) {
+        assert_exit(everyone[i], 0);
+        assert_stdout(everyone[i], TUTORIAL_CLIENT_LINES);
+        assert_stderr(everyone[i], "");
+    }
+    assert_exit(server, 0); /* by itself: the fifth client has gone */
+    assert_stdout_starts_with(server, "listening\n");
+    assert_int_equal(count_lines(&server->out, "accepting new socket"), CLIENT_COUNT);
+    assert_int_equal(count_lines(&server->out, "socket sent data"), CLIENT_COUNT);
+    assert_int_equal(count_lines(&server->out, "socket disconnected"), CLIENT_COUNT);
+    assert_int_equal(count_lines(&server->out, NULL), 1 + 3 * CLIENT_COUNT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+static void gives_tcp_client_in_echo_mode_only_the_greeting_without_e(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client =
+        start_program(ARGV("tcp_client", "-e", "-m", "dropped", "-p", port), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Client connected!\nreply sent!\nReceived from server: Hello!\n\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_CLIENT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+/* ---- -e: every byte back ---- */
+
+static void echoes_every_byte_value_exactly_with_e(void **state) {
+    const char *name = server_of(state);
+    enum { ROUNDS = 16 }; /* 4 KiB: each of the 256 byte values, NUL and newline too, 16 times */
+    char payload[256 * ROUNDS];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (char)(i % 256);
+    const char *path = temp_path("every-byte");
+    FILE *file = fopen(path, "wb");
+    assert_non_null(file);
+    assert_int_equal(fwrite(payload, 1, sizeof payload, file), sizeof payload);
+    assert_int_equal(fclose(file), 0);
+    struct process *server = start_program(ARGV(name, "-e", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("tcp_client", "-e", "-m", "-", "-p", port),
+                                           &(struct run_options){.input_file = path});
+
+    assert_exit(client, 0);
+    const char *before = "Client connected!\nreply sent!\nReceived from server: Hello!\n";
+    char expected[128 + sizeof payload];
+    size_t length = strlen(before);
+    memcpy(expected, before, length);
+    memcpy(expected + length, payload, sizeof payload);
+    length += sizeof payload;
+    expected[length++] = '\n';
+    check_output(client, "stdout", &client->out, expected, length, false, __FILE__, __LINE__);
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+/* ---- select_client, in both modes ---- */
+
+static void greets_select_client_and_drops_its_input_without_e(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("select_client", "-p", port),
+                                           &(struct run_options){.input = "typed line\n"});
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_CLIENT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+static void greets_select_client_and_echoes_its_input_with_e(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-e", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("select_client", "-p", port),
+                                           &(struct run_options){.input = "typed line\n"});
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\ntyped line\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_CLIENT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+static void goes_on_reading_select_client_after_ending_its_own_side(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client =
+        start_program(ARGV("select_client", "-p", port), &(struct run_options){.input_pipe = true});
+    /* The greeting, then the end of the server's side; our side stays open. */
+    assert_true(wait_for_output(client, "Hello!\n", slow(FINISH_TIMEOUT_MS)));
+
+    assert_true(send_input(client, "first line\n"));
+    assert_true(wait_for_output(server, "socket sent data\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(send_input(client, "second line\n"));
+    assert_true(
+        wait_for_output(server, "socket sent data\nsocket sent data\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(is_running(client));
+    close_input(client);
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\naccepting new socket\nsocket sent data\nsocket sent data\n"
+                          "socket disconnected\n");
 }
 
 /* ---- a client that sends and never reads ---- */
@@ -284,7 +418,7 @@ static void serves_others_while_a_client_sends_without_reading(void **state) {
     for (size_t i = 0; i < sizeof pattern; i++)
         pattern[i] = (unsigned char)(i % PATTERN_PERIOD);
     const char *server_lines = temp_path("server.out"); /* one line per chunk echoed */
-    struct process *server = start_program(ARGV(name, "-n", "2", "-p", "0"),
+    struct process *server = start_program(ARGV(name, "-e", "-n", "2", "-p", "0"),
                                            &(struct run_options){.output_file = server_lines});
     const char *port = ready_port(server);
     long long deadline = now_ms() + slow(HOG_DEADLINE_MS);
@@ -319,7 +453,7 @@ static void serves_others_while_a_client_sends_without_reading(void **state) {
 static void survives_a_second_of_echo_load_without_a_mismatch(void **state) {
     const char *name = server_of(state);
     const char *count = formatted("%d", LOAD_CLIENTS);
-    struct process *server = start_program(ARGV(name, "-n", count, "-p", "0"),
+    struct process *server = start_program(ARGV(name, "-e", "-n", count, "-p", "0"),
                                            &(struct run_options){.output_file = "/dev/null"});
     const char *port = ready_port(server);
     struct process *load = start_command(ARGV(echo_load, "-c", count, "-d", "1", "-p", port), NULL);
@@ -349,7 +483,7 @@ static void echo_load_counts_bytes_that_differ_and_exits_1(void **state) {
     (void)state;
     /* "Howdy!\n" where echo_load expects "Hello!\n": four bytes differ. */
     struct process *server =
-        start_program(ARGV("select_server", "-m", "Howdy!\n", "-n", "1", "-p", "0"), NULL);
+        start_program(ARGV("select_server", "-e", "-m", "Howdy!\n", "-n", "1", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *load =
         start_command(ARGV(echo_load, "-c", "1", "-d", "1", "-r", "10", "-p", port), NULL);
@@ -376,6 +510,7 @@ static void echo_load_refuses_an_address_that_is_not_loopback(void **state) {
 #define FOR_SERVER(server, test) \
     { server ": " #test, test, NULL, tear_down, (void *)server }
 #define FOR_EACH_SERVER(test) FOR_SERVER("poll_server", test), FOR_SERVER("epoll_server", test)
+#define FOR_ALL_SERVERS(test) FOR_SERVER("select_server", test), FOR_EACH_SERVER(test)
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(int argc, char **argv) {
@@ -391,6 +526,12 @@ int main(int argc, char **argv) {
         FOR_EACH_SERVER(says_select_timed_out_when_no_client_comes),
         FOR_EACH_SERVER(takes_the_same_options_as_select_server),
         FOR_EACH_SERVER(serves_others_while_a_client_sends_without_reading),
+        FOR_ALL_SERVERS(serves_five_plain_tcp_clients_at_once_as_in_the_tutorial),
+        FOR_ALL_SERVERS(gives_tcp_client_in_echo_mode_only_the_greeting_without_e),
+        FOR_ALL_SERVERS(echoes_every_byte_value_exactly_with_e),
+        FOR_ALL_SERVERS(greets_select_client_and_drops_its_input_without_e),
+        FOR_ALL_SERVERS(greets_select_client_and_echoes_its_input_with_e),
+        FOR_ALL_SERVERS(goes_on_reading_select_client_after_ending_its_own_side),
         FOR_SERVER("select_server", survives_a_second_of_echo_load_without_a_mismatch),
         FOR_EACH_SERVER(survives_a_second_of_echo_load_without_a_mismatch),
         TEST(echo_load_counts_bytes_that_differ_and_exits_1),
