@@ -48,6 +48,7 @@ test: all $(TESTS) $(LOAD)
 
 # The whole test suite twice more, with no test skipped for a missing tool: built with
 # AddressSanitizer and UBSan, then with the tests and every program under valgrind.
+# D_PEERS=DIR (test and check) also runs each pair against the tutorial's D programs in DIR.
 check: all $(TESTS) $(LOAD)
 	REQUIRE_TOOLS=1 $(MAKE) BIN=$(BUILD)/sanitize/bin BUILD=$(BUILD)/sanitize \
 	    CFLAGS="-O1 -g $(SANITIZE)" test

@@ -1,9 +1,10 @@
 #define _POSIX_C_SOURCE 200809L
-/* demo.c: `make demo` runs the tutorial's three conversations one after another, each server
- * on a free port, and shows every line each program prints (stdout and stderr) as it comes,
- * after the program's name: "udp_receiver  | Waiting for data...".
+/* demo.c: `make demo` runs the tutorial's three conversations one after another, then the echo
+ * server with select_client, each server on a free port, and shows every line each program prints
+ * (stdout and stderr) as it comes, after the program's name: "udp_receiver  | Waiting for data...".
  * Exits 0 only if every program exited 0. */
 #include <stdio.h>
+#include <string.h>
 
 #include "harness.h"
 
@@ -56,8 +57,11 @@ static void stream(void) {
     finish_conversation((struct process *[]){server, client}, 2);
 }
 
+/* The tutorial's pairing: five tcp_clients connected at the same time. Each one reads its
+ * reply from a pipe (-m -), which we fill only once all five have the greeting: so the
+ * server shows five "accepting new socket" before the first "socket disconnected". */
 static void events(void) {
-    printf("\n== Events: select_server serves %d tcp_clients at once, echoing each ==\n",
+    printf("\n== Events: select_server serves %d tcp_clients connected at the same time ==\n",
            CLIENT_COUNT);
     struct process *everyone[1 + CLIENT_COUNT];
     everyone[0] = start_program(ARGV("select_server", "-p", "0"), &SHOW_LINES);
@@ -67,17 +71,44 @@ static void events(void) {
         return;
     }
     for (int i = 1; i <= CLIENT_COUNT; i++) {
-        struct run_options options = {.echo = true, .label = formatted("tcp_client %d", i)};
-        const char *message = formatted("Hi, I am client %d", i);
-        everyone[i] = start_program(ARGV("tcp_client", "-e", "-m", message, "-p", port), &options);
+        struct run_options options = {
+            .echo = true, .input_pipe = true, .label = formatted("tcp_client %d", i)};
+        everyone[i] = start_program(ARGV("tcp_client", "-m", "-", "-p", port), &options);
+    }
+    /* All five accepted (their lines come in a row: no client can leave yet), and greeted. */
+    char accepted[CLIENT_COUNT * sizeof "accepting new socket\n"] = "";
+    for (int i = 1; i <= CLIENT_COUNT; i++)
+        strcat(accepted, "accepting new socket\n");
+    bool all_in = wait_for_output(everyone[0], accepted, FINISH_TIMEOUT_MS);
+    for (int i = 1; all_in && i <= CLIENT_COUNT; i++)
+        all_in = wait_for_output(everyone[i], "Received from server", FINISH_TIMEOUT_MS);
+    for (int i = 1; i <= CLIENT_COUNT; i++) {
+        send_input(everyone[i], formatted("Thanks from client %d!", i));
+        close_input(everyone[i]);
     }
     finish_conversation(everyone, 1 + CLIENT_COUNT);
+}
+
+/* The echo server (-e) and select_client, which sends its input and prints what comes back. */
+static void echo(void) {
+    printf("\n== Echo: select_server -e sends back what select_client sends ==\n");
+    struct process *server =
+        start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"), &SHOW_LINES);
+    const char *port = port_of(server);
+    if (port == NULL) {
+        finish_conversation(&server, 1);
+        return;
+    }
+    struct run_options options = {.echo = true, .input = "a line typed\nand another\n"};
+    struct process *client = start_program(ARGV("select_client", "-p", port), &options);
+    finish_conversation((struct process *[]){server, client}, 2);
 }
 
 int main(void) {
     datagrams();
     stream();
     events();
+    echo();
     clean_up();
     if (failures > 0) {
         printf("\ndemo: %d program%s failed (see above)\n", failures, failures == 1 ? "" : "s");
