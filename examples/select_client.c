@@ -10,9 +10,12 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 
 #include "socket_helpers.h"
@@ -30,6 +33,7 @@ struct options {
 static struct options parse_options(int argc, char **argv);
 static int connect_to_server(const struct options *options);
 static void make_nonblocking(int sock);
+static void print_received(const char *data, size_t length);
 static void print_from_server(const char *data, size_t length);
 static void say_on_a_terminal(const char *line);
 
@@ -133,10 +137,20 @@ int main(int argc, char **argv) {
     "  -4, -6      IPv4 (default) or IPv6\n"                                               \
     "  -u PATH     connect to the UNIX stream socket at PATH instead of IP\n"              \
     "  -H HOST     the server's host (default localhost)\n"                                \
-    "  -p PORT     the server's port (default 2525)\n"                                     \
+    "  -p PORT     the server's port (default " DEFAULT_PORT ")\n"                         \
     "  -t SECONDS  give up when nothing happens for this long (default 0 = never)\n"       \
     "Sends standard input, a line at a time from a terminal, and prints what the server\n" \
     "sends; ends once both input and the server have ended.\n"
+
+/* A whole number from 0 to max given on the command line, or a usage error naming `what`. */
+static long parse_number(const char *text, const char *what, long max) {
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value > max)
+        usage_error("bad %s '%s': not a number from 0 to %ld", what, text, max);
+    return value;
+}
 
 static struct options parse_options(int argc, char **argv) {
     struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, 0};
@@ -156,7 +170,7 @@ static struct options parse_options(int argc, char **argv) {
             host_or_port_given = 1;
             break;
         case 'p':
-            parse_number(optarg, "port", 65535);
+            parse_number(optarg, "port", 65535); /* 16 bits */
             options.port = optarg;
             host_or_port_given = 1;
             break;
@@ -172,6 +186,26 @@ static struct options parse_options(int argc, char **argv) {
     if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
         usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
     return options;
+}
+
+/* connect, surviving EINTR. The handshake goes on after an interruption, so the next call
+ * may wait again (Linux), answer EISCONN (done) or EALREADY (still going: wait for it to
+ * finish, then read its result from SO_ERROR), depending on the system. */
+static int connect_retry(int sock, const struct sockaddr *address, socklen_t length) {
+    int result;
+    RETRY_ON_EINTR(result, connect(sock, address, length));
+    if (result == 0 || errno == EISCONN)
+        return 0;
+    if (errno != EALREADY)
+        return -1;
+    struct pollfd writable = {.fd = sock, .events = POLLOUT};
+    RETRY_ON_EINTR(result, poll(&writable, 1, -1));
+    int error = 0;
+    socklen_t error_length = sizeof error;
+    if (result == -1 || getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &error_length) == -1)
+        return -1;
+    errno = error;
+    return error == 0 ? 0 : -1;
 }
 
 /* Create a socket and connect it to the server. A host name may stand for several
@@ -215,11 +249,28 @@ static int connect_to_server(const struct options *options) {
     return sock;
 }
 
-/* Make send and recv on this socket return at once (EAGAIN) instead of waiting. */
+/* Make send, recv and accept on this socket return at once (EAGAIN) instead of waiting. */
 static void make_nonblocking(int sock) {
     int flags = fcntl(sock, F_GETFL);
     if (flags == -1 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) == -1)
         die("fcntl O_NONBLOCK");
+}
+
+/* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
+ * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
+static void print_received(const char *data, size_t length) {
+    if (!isatty(STDOUT_FILENO)) {
+        if (fwrite(data, 1, length, stdout) != length)
+            die("stdout");
+        return;
+    }
+    for (size_t i = 0; i < length; i++) {
+        unsigned char byte = (unsigned char)data[i];
+        int shown =
+            isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
+        if (shown < 0)
+            die("stdout");
+    }
 }
 
 /* Whether the server's last byte on stdout ended a line. */
@@ -227,7 +278,8 @@ static int line_is_open;
 
 /* What the server sent, on stdout at once: it need not end with a newline. */
 static void print_from_server(const char *data, size_t length) {
-    if (write_received(stdout, data, length) == -1 || fflush(stdout) == EOF)
+    print_received(data, length);
+    if (fflush(stdout) == EOF)
         die("stdout");
     line_is_open = data[length - 1] != '\n';
 }

@@ -1,6 +1,6 @@
 /* tcp_client.c: "Communication by stream", the client.
  * Connects to tcp_server, prints everything the server sends until it has finished, then
- * replies "Thanks! Bye.". With -e it sends first and prints the echo (for select_server).
+ * replies "Thanks! Bye.". With -e it sends first and prints the echo (select_server -e).
  *
  *   Terminal 1: ./bin/tcp_server            Terminal 2: ./bin/tcp_client
  *
@@ -8,7 +8,10 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
@@ -18,7 +21,93 @@
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "2525"
 #define REPLY "Thanks! Bye."
-enum { MAX_TIMEOUT = 86400, HINT_MS = 3000 };
+enum { BUFFER_SIZE = 65536, HINT_MS = 3000, MAX_TIMEOUT = 86400 };
+
+struct options {
+    int family; /* AF_INET, AF_INET6 or AF_UNIX */
+    const char *host, *port, *path, *reply;
+    long timeout; /* -t: seconds a send or a wait for data may stall; 0 = no limit */
+    int echo_mode;
+};
+
+/* The reply to send: the -m text, or all of stdin for "-m -", a piece at a time. */
+struct message {
+    const char *text; /* NULL once sent; "-" reads stdin */
+    char buffer[BUFFER_SIZE];
+};
+
+static struct options parse_options(int argc, char **argv);
+static int connect_to_server(const struct options *options);
+static void wait_for_data(int sock, const struct options *options, int *hinted);
+static size_t next_piece(struct message *message, const char **piece);
+static void print_received(const char *data, size_t length);
+static _Noreturn void die_sending(const struct options *options);
+static int talk_to_an_echo_server(int sock, const struct options *options);
+
+int main(int argc, char **argv) {
+    set_program_name(argv[0]);
+    ignore_sigpipe();
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
+    struct options options = parse_options(argc, argv);
+
+    /* A client needs only a socket connected to the server (try it with no server running:
+     * connect fails with "Connection refused"). */
+    int sock = connect_to_server(&options);
+    printf("Client connected!\n");
+
+    /* Optionally give up when sending stalls ("About timeouts"): SO_SNDTIMEO, once the server
+     * stops taking what we send. (Receiving waits in poll: see wait_for_data.) */
+    struct timeval send_timeout = {.tv_sec = options.timeout};
+    if (setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout) == -1)
+        die("setsockopt SO_SNDTIMEO");
+
+    /* An echo server waits for us to speak first (-e): the same two loops, the other way. */
+    if (options.echo_mode)
+        return talk_to_an_echo_server(sock, &options);
+
+    /* Receive until the server has finished. recv returns what has arrived so far, in
+     * whatever pieces the network made, and 0 once the server has shut down its sending side.
+     * We print each piece as it comes; the tutorial collects them and prints them at the end. */
+    printf("Received from server: ");
+    char buffer[BUFFER_SIZE];
+    ssize_t bytes_read;
+    int hinted = 0;
+    do {
+        wait_for_data(sock, &options, &hinted);
+        RETRY_ON_EINTR(bytes_read, recv(sock, buffer, sizeof buffer, 0));
+        if (bytes_read > 0)
+            print_received(buffer, (size_t)bytes_read);
+    } while (bytes_read > 0);
+    int receive_error = bytes_read == -1 ? errno : 0;
+    printf("\n"); /* ends the line, also before an error line */
+    if (receive_error != 0)
+        fail("recv", strerror(receive_error));
+
+    /* Send our reply the same way. send may take only part of what we give it: advance past
+     * what went and send the rest, until every byte is gone. */
+    struct message reply = {.text = options.reply};
+    const char *piece;
+    size_t length;
+    while ((length = next_piece(&reply, &piece)) > 0) {
+        while (length > 0) {
+            ssize_t bytes_sent;
+            RETRY_ON_EINTR(bytes_sent, send(sock, piece, length, 0));
+            if (bytes_sent == -1)
+                die_sending(&options);
+            piece += bytes_sent;
+            length -= (size_t)bytes_sent;
+        }
+    }
+    printf("reply sent!\n");
+
+    /* Done: close the connection. The server's recv returns 0. */
+    close(sock);
+    if (fflush(stdout) == EOF || ferror(stdout))
+        die("stdout");
+    return EXIT_SUCCESS;
+}
+
+/* ---- The rest is plumbing: options, the connection, waiting, output. ---- */
 
 /* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
 #define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
@@ -28,17 +117,20 @@ enum { MAX_TIMEOUT = 86400, HINT_MS = 3000 };
     "  -4, -6      IPv4 (default) or IPv6\n"                                                  \
     "  -u PATH     connect to the UNIX stream socket at PATH instead of IP\n"                 \
     "  -H HOST     the server's host (default localhost)\n"                                   \
-    "  -p PORT     the server's port (default 2525)\n"                                        \
+    "  -p PORT     the server's port (default " DEFAULT_PORT ")\n"                            \
     "  -m TEXT     reply to send (default \"Thanks! Bye.\"; - sends all of stdin)\n"          \
     "  -t SECONDS  give up when sending or receiving stalls this long (0 = never)\n"          \
     "  -e          echo mode: send first, then print all the server sends back\n"
 
-struct options {
-    int family; /* AF_INET, AF_INET6 or AF_UNIX */
-    const char *host, *port, *path, *reply;
-    long timeout;
-    int echo_mode;
-};
+/* A whole number from 0 to max given on the command line, or a usage error naming `what`. */
+static long parse_number(const char *text, const char *what, long max) {
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value > max)
+        usage_error("bad %s '%s': not a number from 0 to %ld", what, text, max);
+    return value;
+}
 
 static struct options parse_options(int argc, char **argv) {
     struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, REPLY, 0, 0};
@@ -58,7 +150,7 @@ static struct options parse_options(int argc, char **argv) {
             host_or_port_given = 1;
             break;
         case 'p':
-            parse_number(optarg, "port", 65535);
+            parse_number(optarg, "port", 65535); /* 16 bits */
             options.port = optarg;
             host_or_port_given = 1;
             break;
@@ -76,6 +168,26 @@ static struct options parse_options(int argc, char **argv) {
     if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
         usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
     return options;
+}
+
+/* connect, surviving EINTR. The handshake goes on after an interruption, so the next call
+ * may wait again (Linux), answer EISCONN (done) or EALREADY (still going: wait for it to
+ * finish, then read its result from SO_ERROR), depending on the system. */
+static int connect_retry(int sock, const struct sockaddr *address, socklen_t length) {
+    int result;
+    RETRY_ON_EINTR(result, connect(sock, address, length));
+    if (result == 0 || errno == EISCONN)
+        return 0;
+    if (errno != EALREADY)
+        return -1;
+    struct pollfd writable = {.fd = sock, .events = POLLOUT};
+    RETRY_ON_EINTR(result, poll(&writable, 1, -1));
+    int error = 0;
+    socklen_t error_length = sizeof error;
+    if (result == -1 || getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &error_length) == -1)
+        return -1;
+    errno = error;
+    return error == 0 ? 0 : -1;
 }
 
 /* Create a socket and connect it to the server. A host name may stand for several
@@ -119,20 +231,6 @@ static int connect_to_server(const struct options *options) {
     return sock;
 }
 
-/* Send our reply whole: the -m text, or all of stdin for "-m -", chunk by chunk. */
-static void send_reply(int sock, const char *reply, long timeout) {
-    int sent = strcmp(reply, "-") == 0 ? send_until_eof(sock, STDIN_FILENO)
-                                       : send_all(sock, reply, strlen(reply));
-    if (sent == FILE_FAILED)
-        die("stdin");
-    if (sent == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        fprintf(stderr, "%s: could not send for %ld s\n", program_name, timeout);
-        exit(EXIT_FAILURE);
-    }
-    if (sent == -1)
-        die("send");
-}
-
 /* Milliseconds on a clock that only goes forward (the wall clock may be set back). */
 static long long now_ms(void) {
     struct timespec now;
@@ -144,15 +242,16 @@ static long long now_ms(void) {
  * HINT_MS of silence say once, on stderr, what we wait for: against an echo server both
  * sides would wait for the other in silence for ever. */
 static void wait_for_data(int sock, const struct options *options, int *hinted) {
-    long long start = now_ms(), limit_ms = options->timeout * 1000, hint_ms = HINT_MS;
+    long long start = now_ms(), limit_ms = options->timeout > 0 ? options->timeout * 1000 : -1;
     for (;;) {
         long long waited_ms = now_ms() - start;
-        if (options->timeout > 0 && waited_ms >= limit_ms) {
+        if (limit_ms != -1 && waited_ms >= limit_ms) {
             printf("\n"); /* ends the line before the error line */
+            fflush(stdout);
             fprintf(stderr, "%s: no data within %ld s\n", program_name, options->timeout);
             exit(EXIT_FAILURE);
         }
-        if (!*hinted && waited_ms >= hint_ms) {
+        if (!*hinted && waited_ms >= HINT_MS) {
             fflush(stdout);
             fprintf(stderr,
                     "%s: still waiting for the server to end its message (an echo server "
@@ -160,11 +259,12 @@ static void wait_for_data(int sock, const struct options *options, int *hinted) 
                     program_name);
             *hinted = 1;
         }
-        long long next_ms = options->timeout > 0 ? limit_ms : -1;
-        if (!*hinted && (next_ms == -1 || hint_ms < next_ms))
-            next_ms = hint_ms;
+        /* Sleep in poll until data comes, or until the sooner of the two moments above. */
+        long long until_ms = limit_ms;
+        if (!*hinted && (until_ms == -1 || HINT_MS < until_ms))
+            until_ms = HINT_MS;
         struct pollfd readable = {.fd = sock, .events = POLLIN};
-        int ready = poll(&readable, 1, next_ms == -1 ? -1 : (int)(next_ms - waited_ms));
+        int ready = poll(&readable, 1, until_ms == -1 ? -1 : (int)(until_ms - waited_ms));
         if (ready == 1)
             return;
         if (ready == -1 && errno != EINTR)
@@ -172,59 +272,85 @@ static void wait_for_data(int sock, const struct options *options, int *hinted) 
     }
 }
 
-/* Print everything the server sends, in whatever pieces it comes, until it shuts down
- * its sending side (recv returns 0). */
-static void print_server_message(int sock, const struct options *options) {
-    printf("Received from server: ");
-    int hinted = options->echo_mode; /* no hint for -e: it has sent all it had */
-    char buffer[IO_CHUNK_SIZE];
+/* The next piece of the message and its length, or 0 when all of it is sent: the -m text
+ * in one piece, or stdin for "-m -" one read at a time, so that any size streams through. */
+static size_t next_piece(struct message *message, const char **piece) {
+    if (message->text == NULL)
+        return 0;
+    if (strcmp(message->text, "-") != 0) {
+        *piece = message->text;
+        message->text = NULL;
+        return strlen(*piece);
+    }
     ssize_t bytes_read;
-    do {
-        wait_for_data(sock, options, &hinted);
-        bytes_read = recv_retry(sock, buffer, sizeof buffer);
-        if (bytes_read > 0 && write_received(stdout, buffer, (size_t)bytes_read) == -1)
-            die("stdout");
-    } while (bytes_read > 0);
-    int receive_error = errno;
-    printf("\n"); /* ends the line, also before an error line */
-    errno = receive_error;
+    RETRY_ON_EINTR(bytes_read, read(STDIN_FILENO, message->buffer, sizeof message->buffer));
     if (bytes_read == -1)
-        die("recv");
+        die("stdin");
+    *piece = message->buffer;
+    return (size_t)bytes_read;
 }
 
-int main(int argc, char **argv) {
-    set_program_name(argv[0]);
-    ignore_sigpipe();
-    setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
-    struct options options = parse_options(argc, argv);
-
-    /* A client only needs a socket connected to the server (try it with no server
-     * running: connect fails with "Connection refused"). */
-    int sock = connect_to_server(&options);
-    printf("Client connected!\n");
-
-    /* Optionally give up when sending stalls ("About timeouts"): SO_SNDTIMEO when the server
-     * stops taking what we send. (Receiving waits in poll: see wait_for_data.) */
-    struct timeval timeout = {.tv_sec = options.timeout};
-    if (setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) == -1)
-        die("setsockopt");
-
-    if (options.echo_mode) {
-        /* Echo mode: send first, then shut down our sending side so that the server
-         * sees the end of our message, and print everything it sends back. We read only
-         * after sending it all: fine for a message, but an echo larger than the socket
-         * buffers would leave both sides waiting (-t turns that into an error). */
-        send_reply(sock, options.reply, options.timeout);
-        if (shutdown(sock, SHUT_WR) == -1)
-            die("shutdown");
-        printf("reply sent!\n");
-        print_server_message(sock, &options);
-    } else {
-        /* The tutorial's order: the server speaks first, then we reply. */
-        print_server_message(sock, &options);
-        send_reply(sock, options.reply, options.timeout);
-        printf("reply sent!\n");
+/* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
+ * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
+static void print_received(const char *data, size_t length) {
+    if (!isatty(STDOUT_FILENO)) {
+        if (fwrite(data, 1, length, stdout) != length)
+            die("stdout");
+        return;
     }
+    for (size_t i = 0; i < length; i++) {
+        unsigned char byte = (unsigned char)data[i];
+        int shown =
+            isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
+        if (shown < 0)
+            die("stdout");
+    }
+}
+
+/* A send failed: with -t, SO_SNDTIMEO's EAGAIN means the server took nothing for that long. */
+static _Noreturn void die_sending(const struct options *options) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        die("send");
+    fflush(stdout);
+    fprintf(stderr, "%s: could not send for %ld s\n", program_name, options->timeout);
+    exit(EXIT_FAILURE);
+}
+
+/* -e: send the whole reply, shut down our sending side so that the server sees its end, then
+ * print all the server sends back, until it ends too. main's two loops, the other way round:
+ * an echo server waits for us first. */
+static int talk_to_an_echo_server(int sock, const struct options *options) {
+    struct message reply = {.text = options->reply};
+    const char *piece;
+    size_t length;
+    while ((length = next_piece(&reply, &piece)) > 0) {
+        while (length > 0) {
+            ssize_t bytes_sent;
+            RETRY_ON_EINTR(bytes_sent, send(sock, piece, length, 0));
+            if (bytes_sent == -1)
+                die_sending(options);
+            piece += bytes_sent;
+            length -= (size_t)bytes_sent;
+        }
+    }
+    if (shutdown(sock, SHUT_WR) == -1)
+        die("shutdown");
+    printf("reply sent!\n");
+
+    printf("Received from server: ");
+    char buffer[BUFFER_SIZE];
+    ssize_t bytes_read;
+    int hinted = 1; /* we have said all we had: no hint */
+    do {
+        wait_for_data(sock, options, &hinted);
+        RETRY_ON_EINTR(bytes_read, recv(sock, buffer, sizeof buffer, 0));
+        if (bytes_read > 0)
+            print_received(buffer, (size_t)bytes_read);
+    } while (bytes_read > 0);
+    int receive_error = bytes_read == -1 ? errno : 0;
+    printf("\n"); /* ends the line, also before an error line */
+    if (receive_error != 0)
+        fail("recv", strerror(receive_error));
 
     close(sock);
     if (fflush(stdout) == EOF || ferror(stdout))

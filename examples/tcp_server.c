@@ -7,8 +7,10 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -17,19 +19,7 @@
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "2525"
 #define GREETING "Hello!"
-enum { BACKLOG = 10, MAX_COUNT = 1000000 };
-
-/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
-#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
-
-#define USAGE                                                                          \
-    "usage: tcp_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n" \
-    "  -4, -6     IPv4 (default) or IPv6\n"                                            \
-    "  -u PATH    a UNIX stream socket at PATH instead of IP\n"                        \
-    "  -H HOST    address to listen on (default localhost)\n"                          \
-    "  -p PORT    port to listen on (default 2525; 0 picks a free one)\n"              \
-    "  -m TEXT    greeting to send (default \"Hello!\"; - sends all of stdin)\n"       \
-    "  -n COUNT   clients to serve, one after another (default 1; 0 = forever)\n"
+enum { BACKLOG = 10, BUFFER_SIZE = 65536, MAX_COUNT = 1000000 };
 
 struct options {
     int family; /* AF_INET, AF_INET6 or AF_UNIX */
@@ -37,124 +27,20 @@ struct options {
     long count;
 };
 
-/* Every kind of address fits in here; `any` is the view that bind and getsockname take. */
-union socket_address {
-    struct sockaddr any;
-    struct sockaddr_in ip4;
-    struct sockaddr_in6 ip6;
-    struct sockaddr_un local;
+/* The message to send: the -m text, or all of stdin for "-m -", a piece at a time. */
+struct message {
+    const char *text; /* NULL once sent; "-" reads stdin */
+    char buffer[BUFFER_SIZE];
 };
 
-static struct options parse_options(int argc, char **argv) {
-    struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, GREETING, 1};
-    int host_or_port_given = 0, option;
-    opterr = 0; /* we print our own one-line errors */
-    while ((option = getopt(argc, argv, ":h46u:H:p:m:n:")) != -1) {
-        switch (option) {
-        case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
-        case '4': options.family = AF_INET; break;
-        case '6': options.family = AF_INET6; break;
-        case 'u':
-            options.family = AF_UNIX;
-            options.path = optarg;
-            break;
-        case 'H':
-            options.host = optarg;
-            host_or_port_given = 1;
-            break;
-        case 'p':
-            parse_number(optarg, "port", 65535);
-            options.port = optarg;
-            host_or_port_given = 1;
-            break;
-        case 'm': options.greeting = optarg; break;
-        case 'n': options.count = parse_number(optarg, "count", MAX_COUNT); break;
-        case ':': usage_error("option -%c needs an argument", optopt);
-        default: usage_error("unknown option -%c (try -h)", optopt);
-        }
-    }
-    if (optind < argc)
-        usage_error("unexpected argument '%s' (try -h)", argv[optind]);
-    if (options.path && host_or_port_given)
-        usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
-        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
-    if (options.count != 1 && strcmp(options.greeting, "-") == 0)
-        usage_error("-m - reads stdin once, so it needs -n 1");
-    return options;
-}
-
-/* The address named by the options: a UNIX path, or a host and port looked up by
- * getaddrinfo. "localhost" means the loopback of the family: /etc/hosts may lack ::1. */
-static socklen_t make_address(const struct options *options, union socket_address *address) {
-    memset(address, 0, sizeof *address);
-    if (options->family == AF_UNIX) {
-        address->local.sun_family = AF_UNIX;
-        strcpy(address->local.sun_path, options->path); /* parse_options checked its length */
-        return sizeof address->local;
-    }
-    const char *host = options->host;
-    if (strcmp(host, "localhost") == 0)
-        host = options->family == AF_INET ? "127.0.0.1" : "::1";
-    struct addrinfo hints = {.ai_family = options->family, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *found;
-    int error = getaddrinfo(host, options->port, &hints, &found);
-    if (error != 0)
-        fail(options->host, error == EAI_SYSTEM ? strerror(errno) : gai_strerror(error));
-    socklen_t length = found->ai_addrlen;
-    memcpy(address, found->ai_addr, length);
-    freeaddrinfo(found);
-    return length;
-}
-
-/* One line on stderr once we listen: with -p 0 only we know the port. */
-static void print_ready_line(int sock, const struct options *options) {
-    union socket_address bound;
-    socklen_t length = sizeof bound;
-    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
-    if (options->family == AF_UNIX)
-        fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
-    else if (getsockname(sock, &bound.any, &length) == 0 &&
-             getnameinfo(&bound.any, length, host, sizeof host, port, sizeof port,
-                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
-    else
-        die("getsockname");
-}
-
-/* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
-static const char *socket_file;
-
-static void remove_socket_file(void) {
-    if (socket_file != NULL)
-        unlink(socket_file);
-}
-
-/* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
- * so that whoever started us sees it. Only async-signal-safe calls in here. */
-static void stop_on_signal(int signal_number) {
-    const char *reason =
-        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
-    remove_socket_file();
-    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
-    if (written != -1)
-        written = write(STDERR_FILENO, reason, strlen(reason));
-    (void)written; /* if stderr is gone, there is no one left to tell */
-    signal(signal_number, SIG_DFL);
-    raise(signal_number);
-}
-
-/* Free PATH for bind if it holds a socket file left by an earlier run; never delete
- * anything else. */
-static void remove_stale_socket(const char *path) {
-    struct stat status;
-    if (lstat(path, &status) == -1)
-        return;
-    if (!S_ISSOCK(status.st_mode))
-        fail(path, "exists and is not a socket");
-    if (unlink(path) == -1)
-        die(path);
-}
+static struct options parse_options(int argc, char **argv);
+static socklen_t make_address(const struct options *options, int type,
+                              struct sockaddr_storage *address);
+static void print_ready_line(int sock, const struct options *options);
+static void claim_socket_file(const char *path);
+static void stop_on_signal(int signal_number);
+static size_t next_piece(struct message *message, const char **piece);
+static void print_received(const char *data, size_t length);
 
 int main(int argc, char **argv) {
     set_program_name(argv[0]);
@@ -176,16 +62,14 @@ int main(int argc, char **argv) {
         die("setsockopt SO_REUSEADDR");
 
     /* Bind the address clients will connect to. The tutorial listens on every interface;
-     * we bind localhost unless -H says otherwise, so a demo is not open to the network. */
-    union socket_address address;
-    socklen_t address_length = make_address(&options, &address);
-    if (options.family == AF_UNIX) {
-        remove_stale_socket(options.path);
-        socket_file = options.path; /* from now on a signal removes it */
-    }
-    if (bind(listener, &address.any, address_length) == -1)
+     * we bind localhost unless -H says otherwise, so a demo is not open to the network.
+     * (sockaddr_storage holds an address of any family.) */
+    struct sockaddr_storage address;
+    socklen_t address_length = make_address(&options, SOCK_STREAM, &address);
+    if (options.family == AF_UNIX)
+        claim_socket_file(options.path);
+    if (bind(listener, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
-    atexit(remove_socket_file);
 
     /* Listen: the kernel now completes connections and queues up to BACKLOG of them
      * until we accept them. */
@@ -201,33 +85,43 @@ int main(int argc, char **argv) {
         if (client == -1)
             die("accept");
 
-        /* send may take only part of the message: send_all loops until every byte is
-         * gone. "-m -" streams stdin through in chunks, whatever its size. */
-        int sent = strcmp(options.greeting, "-") == 0
-                       ? send_until_eof(client, STDIN_FILENO)
-                       : send_all(client, options.greeting, strlen(options.greeting));
-        if (sent == FILE_FAILED)
-            die("stdin");
-        if (sent == SOCKET_FAILED)
-            die("send");
+        /* Send the greeting. send may take only part of what we give it: advance past what
+         * went and send the rest, until every byte is gone. */
+        struct message greeting = {.text = options.greeting};
+        const char *piece;
+        size_t length;
+        while ((length = next_piece(&greeting, &piece)) > 0) {
+            while (length > 0) {
+                ssize_t bytes_sent;
+                RETRY_ON_EINTR(bytes_sent, send(client, piece, length, 0));
+                if (bytes_sent == -1)
+                    die("send");
+                piece += bytes_sent;
+                length -= (size_t)bytes_sent;
+            }
+        }
 
-        /* Shut down our sending side only: the client sees the end of our message
-         * (recv returns 0) while we can still receive its reply. */
+        /* Shut down our sending side only: the client sees the end of our message (its
+         * recv returns 0), and we can still receive its reply. */
         if (shutdown(client, SHUT_WR) == -1)
             die("shutdown");
 
-        /* The reply may come in any number of pieces: print each as it arrives, until
-         * the client shuts down its side too. */
+        /* Receive the reply: it may come in any number of pieces. Print each as it arrives,
+         * until recv returns 0: the client has shut down its side too. */
         printf("Got from client: ");
-        int received = receive_until_eof(client, stdout);
-        int receive_error = errno;
+        char buffer[BUFFER_SIZE];
+        ssize_t bytes_read;
+        do {
+            RETRY_ON_EINTR(bytes_read, recv(client, buffer, sizeof buffer, 0));
+            if (bytes_read > 0)
+                print_received(buffer, (size_t)bytes_read);
+        } while (bytes_read > 0);
+        int receive_error = bytes_read == -1 ? errno : 0;
         printf("\n"); /* ends the line, also before an error line */
-        errno = receive_error;
-        if (received == FILE_FAILED)
-            die("stdout");
-        if (received == SOCKET_FAILED)
-            die("recv");
+        if (receive_error != 0)
+            fail("recv", strerror(receive_error));
 
+        /* Done with this client; the listener waits for the next. */
         close(client);
     }
 
@@ -235,4 +129,179 @@ int main(int argc, char **argv) {
     if (fflush(stdout) == EOF || ferror(stdout))
         die("stdout");
     return EXIT_SUCCESS;
+}
+
+/* ---- The rest is plumbing: options, addresses, signals, socket files, output. ---- */
+
+/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+
+#define USAGE                                                                          \
+    "usage: tcp_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n" \
+    "  -4, -6     IPv4 (default) or IPv6\n"                                            \
+    "  -u PATH    a UNIX stream socket at PATH instead of IP\n"                        \
+    "  -H HOST    address to listen on (default localhost)\n"                          \
+    "  -p PORT    port to listen on (default " DEFAULT_PORT "; 0 picks a free one)\n"  \
+    "  -m TEXT    greeting to send (default \"Hello!\"; - sends all of stdin)\n"       \
+    "  -n COUNT   clients to serve, one after another (default 1; 0 = forever)\n"
+
+/* A whole number from 0 to max given on the command line, or a usage error naming `what`. */
+static long parse_number(const char *text, const char *what, long max) {
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value > max)
+        usage_error("bad %s '%s': not a number from 0 to %ld", what, text, max);
+    return value;
+}
+
+static struct options parse_options(int argc, char **argv) {
+    struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, GREETING, 1};
+    int host_or_port_given = 0, option;
+    opterr = 0; /* we print our own one-line errors */
+    while ((option = getopt(argc, argv, ":h46u:H:p:m:n:")) != -1) {
+        switch (option) {
+        case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
+        case '4': options.family = AF_INET; break;
+        case '6': options.family = AF_INET6; break;
+        case 'u':
+            options.family = AF_UNIX;
+            options.path = optarg;
+            break;
+        case 'H':
+            options.host = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'p':
+            parse_number(optarg, "port", 65535); /* 16 bits */
+            options.port = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'm': options.greeting = optarg; break;
+        case 'n': options.count = parse_number(optarg, "count", MAX_COUNT); break;
+        case ':': usage_error("option -%c needs an argument", optopt);
+        default: usage_error("unknown option -%c (try -h)", optopt);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s' (try -h)", argv[optind]);
+    if (options.path && host_or_port_given)
+        usage_error("-u PATH takes no -H or -p");
+    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
+    if (options.count != 1 && strcmp(options.greeting, "-") == 0)
+        usage_error("-m - reads stdin once, so it needs -n 1");
+    return options;
+}
+
+/* The address named by the options, for a socket of this type: a UNIX path, or a host and
+ * port looked up by getaddrinfo. "localhost" means the loopback of the family: /etc/hosts
+ * may lack ::1. */
+static socklen_t make_address(const struct options *options, int type,
+                              struct sockaddr_storage *address) {
+    memset(address, 0, sizeof *address);
+    if (options->family == AF_UNIX) {
+        struct sockaddr_un *local = (struct sockaddr_un *)address;
+        local->sun_family = AF_UNIX;
+        strcpy(local->sun_path, options->path); /* parse_options checked its length */
+        return sizeof *local;
+    }
+    const char *host = options->host;
+    if (strcmp(host, "localhost") == 0)
+        host = options->family == AF_INET ? "127.0.0.1" : "::1";
+    struct addrinfo hints = {.ai_family = options->family, .ai_socktype = type};
+    struct addrinfo *found;
+    int error = getaddrinfo(host, options->port, &hints, &found);
+    if (error != 0)
+        fail(options->host, error == EAI_SYSTEM ? strerror(errno) : gai_strerror(error));
+    socklen_t length = found->ai_addrlen;
+    memcpy(address, found->ai_addr, length);
+    freeaddrinfo(found);
+    return length;
+}
+
+/* One line on stderr once the socket is bound: with -p 0 only we know the port. */
+static void print_ready_line(int sock, const struct options *options) {
+    struct sockaddr_storage bound;
+    socklen_t length = sizeof bound;
+    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
+    if (options->family == AF_UNIX)
+        fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
+    else if (getsockname(sock, (struct sockaddr *)&bound, &length) == 0 &&
+             getnameinfo((struct sockaddr *)&bound, length, host, sizeof host, port, sizeof port,
+                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
+    else
+        die("getsockname");
+}
+
+/* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
+static const char *socket_file;
+
+static void remove_socket_file(void) {
+    if (socket_file != NULL)
+        unlink(socket_file);
+}
+
+/* Free PATH for bind if it holds a socket file left by an earlier run (never delete anything
+ * else), and take it as ours: from now on a signal or exit removes it. */
+static void claim_socket_file(const char *path) {
+    struct stat status;
+    if (lstat(path, &status) == 0) {
+        if (!S_ISSOCK(status.st_mode))
+            fail(path, "exists and is not a socket");
+        if (unlink(path) == -1)
+            die(path);
+    }
+    socket_file = path;
+    atexit(remove_socket_file);
+}
+
+/* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
+ * so that whoever started us sees it. Only async-signal-safe calls in here. */
+static void stop_on_signal(int signal_number) {
+    const char *reason =
+        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
+    remove_socket_file();
+    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
+    if (written != -1)
+        written = write(STDERR_FILENO, reason, strlen(reason));
+    (void)written; /* if stderr is gone, there is no one left to tell */
+    signal(signal_number, SIG_DFL);
+    raise(signal_number);
+}
+
+/* The next piece of the message and its length, or 0 when all of it is sent: the -m text
+ * in one piece, or stdin for "-m -" one read at a time, so that any size streams through. */
+static size_t next_piece(struct message *message, const char **piece) {
+    if (message->text == NULL)
+        return 0;
+    if (strcmp(message->text, "-") != 0) {
+        *piece = message->text;
+        message->text = NULL;
+        return strlen(*piece);
+    }
+    ssize_t bytes_read;
+    RETRY_ON_EINTR(bytes_read, read(STDIN_FILENO, message->buffer, sizeof message->buffer));
+    if (bytes_read == -1)
+        die("stdin");
+    *piece = message->buffer;
+    return (size_t)bytes_read;
+}
+
+/* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
+ * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
+static void print_received(const char *data, size_t length) {
+    if (!isatty(STDOUT_FILENO)) {
+        if (fwrite(data, 1, length, stdout) != length)
+            die("stdout");
+        return;
+    }
+    for (size_t i = 0; i < length; i++) {
+        unsigned char byte = (unsigned char)data[i];
+        int shown =
+            isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
+        if (shown < 0)
+            die("stdout");
+    }
 }

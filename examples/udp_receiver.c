@@ -7,8 +7,10 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -18,7 +20,94 @@
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "8765"
 #define REPLY "got it!"
-enum { BUFFER_SIZE = 1024, MAX_DATAGRAM = 65507, MAX_COUNT = 1000000 };
+/* The tutorial's buffer, and the largest UDP payload over IPv4: 65535 bytes less the 8-byte
+ * UDP header and the 20-byte IPv4 header. */
+enum { BUFFER_SIZE = 1024, MAX_DATAGRAM = 65535 - 8 - 20, MAX_COUNT = 1000000 };
+
+struct options {
+    int family; /* AF_INET, AF_INET6 or AF_UNIX */
+    const char *host, *port, *path, *reply;
+    long count;
+};
+
+static struct options parse_options(int argc, char **argv);
+static socklen_t make_address(const struct options *options, int type,
+                              struct sockaddr_storage *address);
+static void print_ready_line(int sock, const struct options *options);
+static void claim_socket_file(const char *path);
+static void stop_on_signal(int signal_number);
+static size_t load_message(const char *text, char *message, size_t size, const char *too_long);
+static void print_received(const char *data, size_t length);
+
+int main(int argc, char **argv) {
+    set_program_name(argv[0]);
+    ignore_sigpipe();
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
+    struct options options = parse_options(argc, argv);
+    signal(SIGINT, stop_on_signal);
+    signal(SIGTERM, stop_on_signal);
+    static char reply[MAX_DATAGRAM + 1];
+    size_t reply_length =
+        load_message(options.reply, reply, sizeof reply, "message too long for one datagram");
+
+    /* A datagram socket of the chosen family: IPv4, IPv6 or UNIX. */
+    int sock = socket(options.family, SOCK_DGRAM, 0);
+    if (sock == -1)
+        die("socket");
+
+    /* Bind to a fixed, known address so that the sender can find us. A datagram socket
+     * needs no connection: once bound, it can receive. (sockaddr_storage holds an address
+     * of any family; the socket calls take a pointer to the generic struct sockaddr.) */
+    struct sockaddr_storage address;
+    socklen_t address_length = make_address(&options, SOCK_DGRAM, &address);
+    if (options.family == AF_UNIX)
+        claim_socket_file(options.path);
+    if (bind(sock, (struct sockaddr *)&address, address_length) == -1)
+        die("bind");
+    print_ready_line(sock, &options);
+
+    for (long answered = 0; options.count == 0 || answered < options.count; answered++) {
+        printf("Waiting for data...\n");
+
+        /* Receive one datagram and the address it came from, as the tutorial's receiveFrom.
+         * We use recvmsg, the general form of recvfrom, because it also tells (MSG_TRUNC)
+         * when the datagram did not fit: the rest of it is lost. A buffer of size 0 would
+         * receive nothing. A signal may interrupt the wait: RETRY_ON_EINTR is the
+         * tutorial's `goto try_again`. */
+        char buffer[BUFFER_SIZE];
+        struct sockaddr_storage sender;
+        struct iovec into = {.iov_base = buffer, .iov_len = sizeof buffer};
+        struct msghdr datagram = {
+            .msg_name = &sender, .msg_namelen = sizeof sender, .msg_iov = &into, .msg_iovlen = 1};
+        ssize_t bytes_read;
+        RETRY_ON_EINTR(bytes_read, recvmsg(sock, &datagram, 0));
+        if (bytes_read == -1)
+            die("recvmsg");
+
+        /* Zero bytes is an empty datagram, not a closed connection: there is none. */
+        printf("Received: ");
+        print_received(buffer, (size_t)bytes_read);
+        printf("\n");
+        if (datagram.msg_flags & MSG_TRUNC)
+            fprintf(stderr, "%s: datagram truncated: longer than the %d-byte buffer\n",
+                    program_name, BUFFER_SIZE);
+
+        /* Answer the address the datagram came from. A datagram is sent whole or not
+         * at all, so there is no partial send to loop over. */
+        ssize_t bytes_sent;
+        RETRY_ON_EINTR(bytes_sent, sendto(sock, reply, reply_length, 0, (struct sockaddr *)&sender,
+                                          datagram.msg_namelen));
+        if (bytes_sent == -1)
+            die("sendto");
+    }
+
+    close(sock);
+    if (fflush(stdout) == EOF || ferror(stdout))
+        die("stdout");
+    return EXIT_SUCCESS;
+}
+
+/* ---- The rest is plumbing: options, addresses, signals, socket files, output. ---- */
 
 /* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
 #define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
@@ -28,23 +117,19 @@ enum { BUFFER_SIZE = 1024, MAX_DATAGRAM = 65507, MAX_COUNT = 1000000 };
     "  -4, -6     IPv4 (default) or IPv6\n"                                              \
     "  -u PATH    a UNIX datagram socket at PATH instead of IP\n"                        \
     "  -H HOST    address to bind (default localhost)\n"                                 \
-    "  -p PORT    port to bind (default 8765; 0 picks a free one)\n"                     \
+    "  -p PORT    port to bind (default " DEFAULT_PORT "; 0 picks a free one)\n"         \
     "  -m TEXT    reply to send (default \"got it!\"; - reads it from stdin)\n"          \
     "  -n COUNT   datagrams to answer before exiting (default 1; 0 = forever)\n"
 
-struct options {
-    int family; /* AF_INET, AF_INET6 or AF_UNIX */
-    const char *host, *port, *path, *reply;
-    long count;
-};
-
-/* Every kind of address fits in here; `any` is the view that bind and sendto take. */
-union socket_address {
-    struct sockaddr any;
-    struct sockaddr_in ip4;
-    struct sockaddr_in6 ip6;
-    struct sockaddr_un local;
-};
+/* A whole number from 0 to max given on the command line, or a usage error naming `what`. */
+static long parse_number(const char *text, const char *what, long max) {
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value > max)
+        usage_error("bad %s '%s': not a number from 0 to %ld", what, text, max);
+    return value;
+}
 
 static struct options parse_options(int argc, char **argv) {
     struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, REPLY, 1};
@@ -64,7 +149,7 @@ static struct options parse_options(int argc, char **argv) {
             host_or_port_given = 1;
             break;
         case 'p':
-            parse_number(optarg, "port", 65535);
+            parse_number(optarg, "port", 65535); /* 16 bits */
             options.port = optarg;
             host_or_port_given = 1;
             break;
@@ -83,19 +168,22 @@ static struct options parse_options(int argc, char **argv) {
     return options;
 }
 
-/* The address named by the options: a UNIX path, or a host and port looked up by
- * getaddrinfo. "localhost" means the loopback of the family: /etc/hosts may lack ::1. */
-static socklen_t make_address(const struct options *options, union socket_address *address) {
+/* The address named by the options, for a socket of this type: a UNIX path, or a host and
+ * port looked up by getaddrinfo. "localhost" means the loopback of the family: /etc/hosts
+ * may lack ::1. */
+static socklen_t make_address(const struct options *options, int type,
+                              struct sockaddr_storage *address) {
     memset(address, 0, sizeof *address);
     if (options->family == AF_UNIX) {
-        address->local.sun_family = AF_UNIX;
-        strcpy(address->local.sun_path, options->path); /* parse_options checked its length */
-        return sizeof address->local;
+        struct sockaddr_un *local = (struct sockaddr_un *)address;
+        local->sun_family = AF_UNIX;
+        strcpy(local->sun_path, options->path); /* parse_options checked its length */
+        return sizeof *local;
     }
     const char *host = options->host;
     if (strcmp(host, "localhost") == 0)
         host = options->family == AF_INET ? "127.0.0.1" : "::1";
-    struct addrinfo hints = {.ai_family = options->family, .ai_socktype = SOCK_DGRAM};
+    struct addrinfo hints = {.ai_family = options->family, .ai_socktype = type};
     struct addrinfo *found;
     int error = getaddrinfo(host, options->port, &hints, &found);
     if (error != 0)
@@ -106,15 +194,15 @@ static socklen_t make_address(const struct options *options, union socket_addres
     return length;
 }
 
-/* One line on stderr once we are bound: with -p 0 only we know the port. */
+/* One line on stderr once the socket is bound: with -p 0 only we know the port. */
 static void print_ready_line(int sock, const struct options *options) {
-    union socket_address bound;
+    struct sockaddr_storage bound;
     socklen_t length = sizeof bound;
     char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
     if (options->family == AF_UNIX)
         fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
-    else if (getsockname(sock, &bound.any, &length) == 0 &&
-             getnameinfo(&bound.any, length, host, sizeof host, port, sizeof port,
+    else if (getsockname(sock, (struct sockaddr *)&bound, &length) == 0 &&
+             getnameinfo((struct sockaddr *)&bound, length, host, sizeof host, port, sizeof port,
                          NI_NUMERICHOST | NI_NUMERICSERV) == 0)
         fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
     else
@@ -127,6 +215,20 @@ static const char *socket_file;
 static void remove_socket_file(void) {
     if (socket_file != NULL)
         unlink(socket_file);
+}
+
+/* Free PATH for bind if it holds a socket file left by an earlier run (never delete anything
+ * else), and take it as ours: from now on a signal or exit removes it. */
+static void claim_socket_file(const char *path) {
+    struct stat status;
+    if (lstat(path, &status) == 0) {
+        if (!S_ISSOCK(status.st_mode))
+            fail(path, "exists and is not a socket");
+        if (unlink(path) == -1)
+            die(path);
+    }
+    socket_file = path;
+    atexit(remove_socket_file);
 }
 
 /* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
@@ -143,21 +245,26 @@ static void stop_on_signal(int signal_number) {
     raise(signal_number);
 }
 
-/* Free PATH for bind if it holds a socket file left by an earlier run; never delete
- * anything else. */
-static void remove_stale_socket(const char *path) {
-    struct stat status;
-    if (lstat(path, &status) == -1)
-        return;
-    if (!S_ISSOCK(status.st_mode))
-        fail(path, "exists and is not a socket");
-    if (unlink(path) == -1)
-        die(path);
+/* Read all of `input` into buffer. Returns its size, or -1 (errno EMSGSIZE when it fills
+ * the buffer: pass one byte more than the longest you accept). */
+static ssize_t read_whole(int input, char *buffer, size_t size) {
+    size_t filled = 0;
+    for (;;) {
+        ssize_t bytes_read;
+        RETRY_ON_EINTR(bytes_read, read(input, buffer + filled, size - filled));
+        if (bytes_read <= 0)
+            return bytes_read == 0 ? (ssize_t)filled : -1;
+        filled += (size_t)bytes_read;
+        if (filled == size) {
+            errno = EMSGSIZE;
+            return -1;
+        }
+    }
 }
 
-/* The message to send: the -m text, or all of stdin for "-m -". A datagram holds at most
- * MAX_DATAGRAM bytes, one less than `size`. */
-static size_t load_message(const char *text, char *message, size_t size) {
+/* The message to send, whole: the -m text, or all of stdin for "-m -". It must fit in
+ * size - 1 bytes; if not, fail with `too_long` ("message too long for one datagram"). */
+static size_t load_message(const char *text, char *message, size_t size, const char *too_long) {
     ssize_t length = -1;
     if (strcmp(text, "-") == 0) {
         length = read_whole(STDIN_FILENO, message, size);
@@ -165,81 +272,29 @@ static size_t load_message(const char *text, char *message, size_t size) {
             die("stdin");
     } else if (strlen(text) < size) {
         length = (ssize_t)strlen(text);
-        memcpy(message, text, length);
+        memcpy(message, text, (size_t)length);
     }
-    if (length == -1)
-        fail("message too long for one datagram", "at most 65507 bytes");
-    return length;
+    if (length == -1) {
+        char limit[sizeof "at most 18446744073709551615 bytes"];
+        snprintf(limit, sizeof limit, "at most %zu bytes", size - 1);
+        fail(too_long, limit);
+    }
+    return (size_t)length;
 }
 
-int main(int argc, char **argv) {
-    set_program_name(argv[0]);
-    ignore_sigpipe();
-    setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
-    struct options options = parse_options(argc, argv);
-    signal(SIGINT, stop_on_signal);
-    signal(SIGTERM, stop_on_signal);
-
-    /* The reply must fit in one datagram. */
-    static char reply[MAX_DATAGRAM + 1];
-    size_t reply_length = load_message(options.reply, reply, sizeof reply);
-
-    /* A datagram socket of the chosen family: IPv4, IPv6 or UNIX. */
-    int sock = socket(options.family, SOCK_DGRAM, 0);
-    if (sock == -1)
-        die("socket");
-
-    /* Bind to a fixed, known address so that the sender can find us. A datagram socket
-     * needs no connection: once bound, it can receive. */
-    union socket_address address;
-    socklen_t address_length = make_address(&options, &address);
-    if (options.family == AF_UNIX) {
-        remove_stale_socket(options.path);
-        socket_file = options.path; /* from now on a signal removes it */
-    }
-    if (bind(sock, &address.any, address_length) == -1)
-        die("bind");
-    atexit(remove_socket_file);
-    print_ready_line(sock, &options);
-
-    for (long answered = 0; options.count == 0 || answered < options.count; answered++) {
-        printf("Waiting for data...\n");
-
-        /* Receive one datagram and the address it came from, as the tutorial's receiveFrom.
-         * We use recvmsg, the general form of recvfrom, because it also tells (MSG_TRUNC)
-         * when the datagram did not fit: the rest of it is lost. A buffer of size 0 would
-         * receive nothing. A signal may interrupt the wait: RETRY_ON_EINTR is the
-         * tutorial's `goto try_again`. */
-        char buffer[BUFFER_SIZE];
-        union socket_address sender;
-        struct iovec into = {.iov_base = buffer, .iov_len = sizeof buffer};
-        struct msghdr datagram = {
-            .msg_name = &sender, .msg_namelen = sizeof sender, .msg_iov = &into, .msg_iovlen = 1};
-        ssize_t bytes_read;
-        RETRY_ON_EINTR(bytes_read, recvmsg(sock, &datagram, 0));
-        if (bytes_read == -1)
-            die("recvmsg");
-
-        /* Zero bytes is an empty datagram, not a closed connection: there is none. */
-        printf("Received: ");
-        if (write_received(stdout, buffer, bytes_read) == -1)
+/* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
+ * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
+static void print_received(const char *data, size_t length) {
+    if (!isatty(STDOUT_FILENO)) {
+        if (fwrite(data, 1, length, stdout) != length)
             die("stdout");
-        printf("\n");
-        if (datagram.msg_flags & MSG_TRUNC)
-            fprintf(stderr, "%s: datagram truncated: longer than the %d-byte buffer\n",
-                    program_name, BUFFER_SIZE);
-
-        /* Answer the address the datagram came from. A datagram is sent whole or not
-         * at all, so there is no partial send to loop over. */
-        ssize_t bytes_sent;
-        RETRY_ON_EINTR(bytes_sent,
-                       sendto(sock, reply, reply_length, 0, &sender.any, datagram.msg_namelen));
-        if (bytes_sent == -1)
-            die("sendto");
+        return;
     }
-
-    close(sock);
-    if (fflush(stdout) == EOF || ferror(stdout))
-        die("stdout");
-    return EXIT_SUCCESS;
+    for (size_t i = 0; i < length; i++) {
+        unsigned char byte = (unsigned char)data[i];
+        int shown =
+            isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
+        if (shown < 0)
+            die("stdout");
+    }
 }

@@ -7,9 +7,10 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "checks.h"
 
@@ -33,15 +34,18 @@ const char *shown(const char *data, size_t length) {
 
 int slow(int ms) { return under_valgrind() ? ms * VALGRIND_SLOWDOWN : ms; }
 
-long long now_ms(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+bool wait_for_socket(int sock, short events, long long deadline) {
+    struct pollfd ready = {.fd = sock, .events = events};
+    int result;
+    do
+        result = poll(&ready, 1, ms_until(deadline));
+    while (result == -1 && errno == EINTR);
+    assert_int_not_equal(result, -1);
+    return result == 1;
 }
 
-int ms_until(long long deadline) {
-    long long left = deadline - now_ms();
-    return left > 0 ? (int)left : 0;
+const char *killed_by(int signal_number) {
+    return formatted("killed by signal %d (%s)", signal_number, strsignal(signal_number));
 }
 
 void check_exit(struct process *process, int expected, int timeout_ms, const char *file, int line) {

@@ -19,9 +19,11 @@ const char *shown(const char *data, size_t length);
 /* A deadline in milliseconds, stretched when the programs run under valgrind. */
 int slow(int ms);
 
-/* Milliseconds on a clock that only goes forward, and how many are left until deadline. */
-long long now_ms(void);
-int ms_until(long long deadline);
+/* Wait until sock is ready for `events` (POLLIN, POLLOUT); false at the deadline. */
+bool wait_for_socket(int sock, short events, long long deadline);
+
+/* "killed by signal 13 (Broken pipe)": how a report names a death by that signal. */
+const char *killed_by(int signal_number);
 
 /* Finish the process within timeout_ms; fail unless it exited with `expected`. */
 void check_exit(struct process *process, int expected, int timeout_ms, const char *file, int line);

@@ -13,8 +13,10 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "../examples/socket_helpers.h"
@@ -83,6 +85,16 @@ static int issuing;       /* start the next request when one completes */
 static long long stop_ns; /* requests that complete later are not counted */
 static long long issued;  /* requests started, for -r */
 static long long last_counted_ns;
+
+/* A whole number from 0 to max given on the command line, or a usage error naming `what`. */
+static long parse_number(const char *text, const char *what, long max) {
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value > max)
+        usage_error("bad %s '%s': not a number from 0 to %ld", what, text, max);
+    return value;
+}
 
 static struct options parse_options(int argc, char **argv) {
     struct options parsed = {AF_INET, NULL,         DEFAULT_PORT,    DEFAULT_CLIENTS,
@@ -278,7 +290,8 @@ static void compare(const unsigned char *got, const unsigned char *expected, siz
  * failure. */
 static ssize_t receive(struct connection *connection, size_t wanted, int end_is_expected,
                        const char *waiting_for) {
-    ssize_t bytes_read = recv_retry(connection->sock, incoming, wanted);
+    ssize_t bytes_read;
+    RETRY_ON_EINTR(bytes_read, recv(connection->sock, incoming, wanted, 0));
     if (bytes_read == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
         connection_failed(connection, "recv", strerror(errno));
     else if (bytes_read == 0 && !end_is_expected)

@@ -41,13 +41,13 @@ static void *checked(void *pointer) {
     return pointer;
 }
 
-static long long now_ms(void) {
+long long now_ms(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-static int ms_until(long long deadline) {
+int ms_until(long long deadline) {
     long long left = deadline - now_ms();
     return left > 0 ? (int)left : 0;
 }
@@ -580,6 +580,19 @@ void clean_up(void) {
     free(strings);
     strings = NULL;
     string_count = 0;
+}
+
+long peak_memory_kb(pid_t pid) {
+    FILE *status = fopen(formatted("/proc/%d/status", (int)pid), "r");
+    if (status == NULL)
+        return -1;
+    char line[256];
+    long peak = -1;
+    while (peak == -1 && fgets(line, sizeof line, status) != NULL)
+        if (sscanf(line, "VmHWM: %ld kB", &peak) != 1)
+            peak = -1;
+    fclose(status);
+    return peak;
 }
 
 bool have_tool(const char *tool, const char *package) {

@@ -112,6 +112,13 @@ const char *formatted(const char *format, ...);
 /* A loopback port nobody listens on right now (type: SOCK_STREAM or SOCK_DGRAM). */
 int unused_port(int type);
 
+/* Milliseconds on a clock that only goes forward, and how many are left until deadline. */
+long long now_ms(void);
+int ms_until(long long deadline);
+
+/* Peak resident memory of a running process in KiB (VmHWM, Linux), or -1 without /proc. */
+long peak_memory_kb(pid_t pid);
+
 /* Whether tool is on PATH; if not, say which Debian package brings it. */
 bool have_tool(const char *tool, const char *package);
 

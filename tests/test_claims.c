@@ -39,6 +39,8 @@
 
 #include <cmocka.h> /* needs setjmp.h, stdarg.h, stddef.h and stdint.h first */
 
+#include "checks.h"
+
 enum {
     TIME_LIMIT_MS = 5000,          /* the longest a test waits for something that should happen */
     SHORT_TIMEOUT_MS = 100,        /* the timeouts of claims 8, 9 and 13; and how long claim 14
@@ -198,14 +200,6 @@ struct child {
     char output[OUTPUT_SIZE];
     char ending[ENDING_SIZE];
 };
-
-/* The ending finish_child reports for a child killed by `signal_number`. */
-static const char *killed_by(int signal_number) {
-    static char ending[ENDING_SIZE];
-    snprintf(ending, sizeof ending, "killed by signal %d (%s)", signal_number,
-             strsignal(signal_number));
-    return ending;
-}
 
 /* fork, with the child's stderr going to a pipe that finish_child reads. Returns 0 in the
  * child, which must end with _exit and make no cmocka assertion (those belong to the parent,

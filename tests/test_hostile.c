@@ -84,17 +84,6 @@ static void check_stdout_around(const struct process *process, const char *befor
 static int sockets[MAX_SOCKETS];
 static size_t socket_count;
 
-/* Wait until sock is ready for `events` (POLLIN, POLLOUT); false at the deadline. */
-static bool wait_until_ready(int sock, short events, long long deadline) {
-    struct pollfd ready = {.fd = sock, .events = events};
-    int result;
-    do
-        result = poll(&ready, 1, ms_until(deadline));
-    while (result == -1 && errno == EINTR);
-    assert_int_not_equal(result, -1);
-    return result == 1;
-}
-
 /* A non-blocking TCP connection from the test to 127.0.0.1:port, as a raw peer; -1 with errno
  * when it fails (ETIMEDOUT at the deadline). */
 static int connect_to(const char *port, long long deadline) {
@@ -112,7 +101,7 @@ static int connect_to(const char *port, long long deadline) {
         return -1;
     int error = ETIMEDOUT;
     socklen_t length = sizeof error;
-    if (wait_until_ready(sock, POLLOUT, deadline))
+    if (wait_for_socket(sock, POLLOUT, deadline))
         assert_int_equal(getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length), 0);
     errno = error;
     return error == 0 ? sock : -1;
@@ -123,7 +112,7 @@ static int connect_to(const char *port, long long deadline) {
 static ssize_t receive(int sock, char *buffer, size_t length, long long deadline) {
     size_t received = 0;
     while (received < length) {
-        if (!wait_until_ready(sock, POLLIN, deadline))
+        if (!wait_for_socket(sock, POLLIN, deadline))
             return -1;
         ssize_t bytes_read = recv(sock, buffer + received, length - received, 0);
         if (bytes_read == -1 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
@@ -140,7 +129,7 @@ static ssize_t receive(int sock, char *buffer, size_t length, long long deadline
 /* Send all of text on a non-blocking socket, waiting for room up to the deadline. */
 static void send_text(int sock, const char *text, long long deadline) {
     for (size_t sent = 0; sent < strlen(text);) {
-        if (!wait_until_ready(sock, POLLOUT, deadline))
+        if (!wait_for_socket(sock, POLLOUT, deadline))
             fail_msg("could not send \"%s\" within the deadline", text);
         ssize_t bytes_sent = send(sock, text + sent, strlen(text) - sent, 0);
         if (bytes_sent == -1 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
@@ -259,20 +248,6 @@ static void expect_greeting_and_echo(int hog, size_t sent, long long deadline) {
     if (echoed != sent || length == -1)
         fail_msg("the hog sent %zu bytes and got %zu back%s", sent, echoed,
                  length == -1 ? " by the deadline" : " and then the end of the stream");
-}
-
-/* Peak resident memory of a running process in KiB (VmHWM, Linux), or -1 without /proc. */
-static long peak_memory_kb(pid_t pid) {
-    FILE *status = fopen(formatted("/proc/%d/status", (int)pid), "r");
-    if (status == NULL)
-        return -1;
-    char line[256];
-    long peak = -1;
-    while (peak == -1 && fgets(line, sizeof line, status) != NULL)
-        if (sscanf(line, "VmHWM: %ld kB", &peak) != 1)
-            peak = -1;
-    fclose(status);
-    return peak;
 }
 
 #define STILL_SERVED "Client connected!\nreply sent!\nReceived from server: Hello!\nstill served\n"

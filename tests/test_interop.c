@@ -54,7 +54,7 @@ static int tear_down(void **state) {
 /* ---- waiting for our servers and for the tools ---- */
 
 /* Same for a server on a UNIX socket, whose ready line names the path. */
-static void wait_until_ready(struct process *server) {
+static void wait_for_ready_on_a_path(struct process *server) {
     assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
 }
 
@@ -200,7 +200,7 @@ static void tcp_server_greets_nc_and_prints_its_reply_over_a_unix_socket(void **
     NEED_TOOL("nc", "netcat-openbsd");
     const char *path = temp_path("tcp.sock");
     struct process *server = start_program(ARGV("tcp_server", "-u", path), NULL);
-    wait_until_ready(server);
+    wait_for_ready_on_a_path(server);
     struct process *nc = start_command(ARGV("nc", "-N", "-U", path), &REPLY);
 
     expect_tcp_server_talked_to(server, nc);
@@ -235,7 +235,7 @@ static void tcp_server_greets_socat_and_prints_its_reply_over_a_unix_socket(void
     NEED_TOOL("socat", "socat");
     const char *path = temp_path("tcp.sock");
     struct process *server = start_program(ARGV("tcp_server", "-u", path), NULL);
-    wait_until_ready(server);
+    wait_for_ready_on_a_path(server);
     struct process *socat = start_command(
         ARGV("socat", "-t", SOCAT_LINGER, "-", formatted("UNIX-CONNECT:%s", path)), &REPLY);
 
@@ -369,7 +369,7 @@ static void udp_receiver_answers_a_datagram_from_nc_over_a_unix_socket(void **st
     NEED_TOOL("nc", "netcat-openbsd");
     const char *path = temp_path("udp.sock");
     struct process *receiver = start_program(ARGV("udp_receiver", "-u", path), NULL);
-    wait_until_ready(receiver);
+    wait_for_ready_on_a_path(receiver);
     /* A UNIX datagram gets an answer only if its sender has an address: -s binds nc's. */
     struct process *nc = start_command(
         ARGV("nc", "-U", "-u", "-W", "1", "-s", temp_path("nc.sock"), path), &GREETING);
@@ -406,7 +406,7 @@ static void udp_receiver_answers_a_datagram_from_socat_over_a_unix_socket(void *
     NEED_TOOL("socat", "socat");
     const char *path = temp_path("udp.sock");
     struct process *receiver = start_program(ARGV("udp_receiver", "-u", path), NULL);
-    wait_until_ready(receiver);
+    wait_for_ready_on_a_path(receiver);
     const char *address = formatted("UNIX-SENDTO:%s,bind=%s", path, temp_path("socat.sock"));
     struct process *socat =
         start_command(ARGV("socat", "-t", SOCAT_LINGER, "-", address), &GREETING);
@@ -600,7 +600,7 @@ static void select_server_greets_and_echoes_socat_over_a_unix_socket(void **stat
     const char *path = temp_path("select.sock");
     struct process *server =
         start_program(ARGV("select_server", "-e", "-n", "1", "-u", path), NULL);
-    wait_until_ready(server);
+    wait_for_ready_on_a_path(server);
     struct process *socat = start_command(
         ARGV("socat", "-t", SOCAT_LINGER, "-", formatted("UNIX-CONNECT:%s", path)), &PING);
 

@@ -70,17 +70,6 @@ static const char *server_of(void **state) {
     return server;
 }
 
-/* Wait until sock is ready for `events` (POLLIN, POLLOUT); false at the deadline. */
-static bool wait_until_ready(int sock, short events, long long deadline) {
-    struct pollfd ready = {.fd = sock, .events = events};
-    int result;
-    do
-        result = poll(&ready, 1, ms_until(deadline));
-    while (result == -1 && errno == EINTR);
-    assert_int_not_equal(result, -1);
-    return result == 1;
-}
-
 static int hog = -1; /* the test's own raw client, closed by tear_down */
 
 static int tear_down(void **state) {
@@ -339,7 +328,7 @@ static int connect_to(const char *port, long long deadline) {
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(sock, (struct sockaddr *)&address, sizeof address) == -1) {
         assert_int_equal(errno, EINPROGRESS);
-        assert_true(wait_until_ready(sock, POLLOUT, deadline));
+        assert_true(wait_for_socket(sock, POLLOUT, deadline));
         int error = -1;
         socklen_t length = sizeof error;
         assert_int_equal(getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length), 0);
@@ -377,7 +366,7 @@ static void expect_greeting_and_echo(size_t sent, long long deadline) {
     static unsigned char chunk[CHUNK_SIZE];
     size_t received = 0; /* the greeting's bytes, then the echo's */
     for (;;) {
-        if (!wait_until_ready(hog, POLLIN, deadline))
+        if (!wait_for_socket(hog, POLLIN, deadline))
             fail_msg("the hog got %zu of %zu bytes back by the deadline", received,
                      strlen(GREETING) + sent);
         ssize_t length = recv(hog, chunk, sizeof chunk, 0);
@@ -397,20 +386,6 @@ static void expect_greeting_and_echo(size_t sent, long long deadline) {
     if (received != strlen(GREETING) + sent)
         fail_msg("the hog sent %zu bytes and got %zu back, greeting included, then the end", sent,
                  received);
-}
-
-/* Peak resident memory of a running process in KiB (VmHWM, Linux), or -1 without /proc. */
-static long peak_memory_kb(pid_t pid) {
-    FILE *status = fopen(formatted("/proc/%d/status", (int)pid), "r");
-    if (status == NULL)
-        return -1;
-    char line[256];
-    long peak = -1;
-    while (peak == -1 && fgets(line, sizeof line, status) != NULL)
-        if (sscanf(line, "VmHWM: %ld kB", &peak) != 1)
-            peak = -1;
-    fclose(status);
-    return peak;
 }
 
 static void serves_others_while_a_client_sends_without_reading(void **state) {
