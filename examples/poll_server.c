@@ -10,10 +10,10 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -23,19 +23,20 @@
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "2525"
 #define GREETING "Hello!\n"
-enum { BACKLOG = 10, PENDING_SIZE = 4096, MAX_COUNT = 1000000, MAX_CLIENTS = 100000 };
-enum { DEFAULT_COUNT = 5, DEFAULT_TIMEOUT = 5, MAX_TIMEOUT = 86400 };
+enum { PENDING_SIZE = 4096, LOG_SIZE = 65536, MAX_COUNT = 1000000, DRAIN_MS = 2000 };
+enum { DEFAULT_COUNT = 5, DEFAULT_TIMEOUT = 5, MAX_TIMEOUT = 86400, RETRY_MS = 200 };
+enum { MAX_CLIENTS = 100000 }; /* the most poll_set holds */
 
 struct options {
     int family; /* AF_INET, AF_INET6 or AF_UNIX */
     const char *host, *port, *path, *greeting;
     long count, timeout;
     int echo_mode;
+    size_t greeting_length; /* the greeting is loaded, and -m - read, with the options */
 };
 
 struct client {
-    int sock;
-    int finished, shut_down; /* its sending side has ended; ours has (the tutorial's protocol) */
+    int sock, finished, shut_down; /* finished: its sending side has ended; shut_down: ours */
     size_t pending_length;
     char pending[PENDING_SIZE]; /* output not sent yet: the greeting, and with -e the echo */
 };
@@ -44,27 +45,24 @@ static struct options parse_options(int argc, char **argv);
 static socklen_t make_address(const struct options *options, int type,
                               struct sockaddr_storage *address);
 static void print_ready_line(int sock, const struct options *options);
-static void claim_socket_file(const char *path);
-static void stop_on_signal(int signal_number);
-static size_t load_message(const char *text, char *message, size_t size, const char *too_long);
-static int accept_client(int listener, int *accepting);
+static void claim_socket_file(const char *path, int type);
+static int catch_stop_signals(void);
+static _Noreturn void stop_now(void);
+static void say(const FILE *stream, const char *format, ...);
+static int flush_logs(int wait_ms);
+static int accept_client(int listener);
 static struct client *new_client(int sock, const char *greeting, size_t greeting_length);
-static int wants_to_read(const struct client *client, int echo_mode);
-static int wants_to_write(const struct client *client, int echo_mode);
+static short wanted_events(const struct client *client, int echo_mode);
 static int receive_from(struct client *client, int echo_mode);
 static int send_pending(struct client *client, int echo_mode);
-static int max_clients(void);
 
 int main(int argc, char **argv) {
     set_program_name(argv[0]);
+    keep_standard_descriptors();
     ignore_sigpipe();
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
     struct options options = parse_options(argc, argv);
-    signal(SIGINT, stop_on_signal);
-    signal(SIGTERM, stop_on_signal);
-    static char greeting[PENDING_SIZE + 1];
-    size_t greeting_length =
-        load_message(options.greeting, greeting, sizeof greeting, "greeting too long");
+    int wake_fd = catch_stop_signals(); /* readable once Ctrl-C or SIGTERM came */
 
     /* It starts like tcp_server: create the socket, bind an address, and listen. */
     int listener = socket(options.family, SOCK_STREAM, 0);
@@ -75,13 +73,16 @@ int main(int argc, char **argv) {
         die("setsockopt SO_REUSEADDR");
     struct sockaddr_storage address;
     socklen_t address_length = make_address(&options, SOCK_STREAM, &address);
-    if (options.family == AF_UNIX)
-        claim_socket_file(options.path);
+    if (options.path != NULL) /* a UNIX address: a file */
+        claim_socket_file(options.path, SOCK_STREAM);
     if (bind(listener, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
-    if (listen(listener, BACKLOG) == -1)
+    /* The tutorial's backlog of 10 is a number for a demo: a burst of clients would overflow it
+     * (docs/04-events.md). SOMAXCONN asks for the most the system allows. */
+    if (listen(listener, SOMAXCONN) == -1)
         die("listen");
-    printf("listening\n");
+    if (printf("listening\n") < 0) /* a broken stdout is said at once, not at the end */
+        die("stdout");
     print_ready_line(listener, &options);
 
     /* Readiness can be a false alarm (select(2) says so): accept on a blocking listener would
@@ -92,61 +93,66 @@ int main(int argc, char **argv) {
         die("fcntl O_NONBLOCK");
 
     /* The connected clients, and poll's array: one entry for the listener, then one per
-     * client, in the same order. Unlike an fd_set it takes descriptors of any size. */
-    int client_limit = max_clients();
+     * client, in the same order. Unlike an fd_set it takes descriptors of any size: we make
+     * room for as many clients as we may open descriptors (accept fails with EMFILE beyond). */
+    long open_max = sysconf(_SC_OPEN_MAX);
+    int client_limit = open_max > 0 && open_max < MAX_CLIENTS ? (int)open_max : MAX_CLIENTS;
     struct client **clients = calloc(client_limit, sizeof(struct client *));
-    struct pollfd *poll_set = calloc(client_limit + 1, sizeof *poll_set);
+    struct pollfd *poll_set = calloc(client_limit + 2, sizeof *poll_set); /* + wake_fd */
     if (clients == NULL || poll_set == NULL)
         die("calloc");
     int client_count = 0;
     long disconnected_count = 0;
-    int accepting = 1; /* whether we watch the listener */
 
     while (options.count == 0 || disconnected_count < options.count) {
+        /* Our lines go out first, as far as stdout takes them now (see say): a server must
+         * never wait for its reader. Lines that still wait make us come back in RETRY_MS. */
+        int retrying = flush_logs(0);
+
         /* poll() keeps the events we ask for, but they change as clients come, go and fill
          * their pending output, so fill the array afresh on every turn: the listener, and
          * each client we want to read from. Unlike the tutorial we also ask when a client
          * can take more output (POLLOUT): a send to a client that does not read would
-         * otherwise block the whole server. A negative fd is left out. */
-        poll_set[0] = (struct pollfd){.fd = accepting ? listener : -1, .events = POLLIN};
-        for (int i = 0; i < client_count; i++) {
-            short events = 0;
-            if (wants_to_read(clients[i], options.echo_mode))
-                events |= POLLIN;
-            if (wants_to_write(clients[i], options.echo_mode))
-                events |= POLLOUT;
-            poll_set[i + 1] = (struct pollfd){.fd = clients[i]->sock, .events = events};
-        }
+         * otherwise block the whole server. */
+        poll_set[0] = (struct pollfd){.fd = listener, .events = POLLIN};
+        for (int i = 0; i < client_count; i++)
+            poll_set[i + 1] = (struct pollfd){
+                .fd = clients[i]->sock, .events = wanted_events(clients[i], options.echo_mode)};
+        poll_set[client_count + 1] = (struct pollfd){.fd = wake_fd, .events = POLLIN}; /* stop */
 
         /* Wait until a socket is ready (a read or write will not block: data, a new
          * connection, room to send, the peer's close, or an error) or the timeout passes.
          * poll counts its timeout in milliseconds; -1 waits for ever. */
-        int timeout_ms = options.timeout > 0 ? (int)options.timeout * 1000 : -1;
-        int event_count = poll(poll_set, client_count + 1, timeout_ms);
+        int wait_ms = retrying ? RETRY_MS : options.timeout > 0 ? (int)options.timeout * 1000 : -1;
+        int event_count = poll(poll_set, client_count + 2, wait_ms);
         if (event_count == -1 && errno == EINTR)
             continue; /* a signal interrupted the wait: not an error, just wait again */
         if (event_count == -1)
             die("poll");
-        if (event_count == 0) {
-            printf("Select timed out.\n");
+        if (event_count == 0 && !retrying)
+            say(stdout, "Select timed out.");
+        if (event_count == 0)
             continue;
-        }
+        if (poll_set[client_count + 1].revents & POLLIN)
+            stop_now(); /* a signal asks us to stop */
 
-        /* A readable listener means a client is waiting: accept it and queue its greeting.
-         * Our arrays have room for client_limit clients. */
+        /* A readable listener means clients are waiting: accept them all, until accept says
+         * none is left. A burst of connections must not wait a turn each while the kernel's
+         * queue overflows. Our arrays have room for client_limit clients. */
         if (poll_set[0].revents & POLLIN) {
-            int sock = accept_client(listener, &accepting);
-            struct client *client = NULL;
-            if (sock != -1 && client_count == client_limit) {
-                fprintf(stderr, "%s: refusing a client: room for %d clients only\n", program_name,
-                        client_limit);
-                close(sock);
-            } else if (sock != -1) {
-                client = new_client(sock, greeting, greeting_length);
-            }
-            if (client != NULL) {
-                poll_set[client_count + 1] = (struct pollfd){.fd = sock}; /* nothing seen yet */
-                clients[client_count++] = client;
+            int sock;
+            while ((sock = accept_client(listener)) != -1) {
+                struct client *client = NULL;
+                if (client_count == client_limit) {
+                    say(stderr, "refusing a client: room for %d clients only", client_limit);
+                    close(sock);
+                } else {
+                    client = new_client(sock, options.greeting, options.greeting_length);
+                }
+                if (client != NULL) {
+                    poll_set[client_count + 1] = (struct pollfd){.fd = sock}; /* nothing seen yet */
+                    clients[client_count++] = client;
+                }
             }
         }
 
@@ -172,13 +178,13 @@ int main(int argc, char **argv) {
                 poll_set[i + 1] = poll_set[client_count];
                 clients[i--] = clients[--client_count];
                 disconnected_count++;
-                accepting = 1; /* a descriptor is free again */
-                printf("socket disconnected\n");
+                say(stdout, "socket disconnected");
             }
         }
     }
 
-    /* The count is reached: close the clients still connected, then the listener. */
+    /* The count is reached: close the clients still connected, then the listener, and give
+     * our last lines some time to go out. */
     for (int i = 0; i < client_count; i++) {
         close(clients[i]->sock);
         free(clients[i]);
@@ -186,7 +192,8 @@ int main(int argc, char **argv) {
     free(clients);
     free(poll_set);
     close(listener);
-    if (fflush(stdout) == EOF || ferror(stdout))
+    flush_logs(DRAIN_MS);
+    if (fflush(stdout) == EOF)
         die("stdout");
     return EXIT_SUCCESS;
 }
@@ -218,16 +225,77 @@ static long parse_number(const char *text, const char *what, long max) {
     return value;
 }
 
+/* Read all of `input` into buffer. Returns its size, or -1 (errno EMSGSIZE when it fills
+ * the buffer: pass one byte more than the longest you accept). A non-blocking input (EAGAIN)
+ * is waited for, not an error. */
+static ssize_t read_whole(int input, char *buffer, size_t size) {
+    size_t filled = 0;
+    for (;;) {
+        ssize_t bytes_read;
+        RETRY_ON_EINTR(bytes_read, read(input, buffer + filled, size - filled));
+        if (bytes_read == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd readable = {.fd = input, .events = POLLIN};
+            if (poll(&readable, 1, -1) == -1 && errno != EINTR)
+                return -1;
+            continue;
+        }
+        if (bytes_read <= 0)
+            return bytes_read == 0 ? (ssize_t)filled : -1;
+        filled += (size_t)bytes_read;
+        if (filled == size) {
+            errno = EMSGSIZE;
+            return -1;
+        }
+    }
+}
+
+/* The message to send, whole: the -m text, or all of stdin for "-m -". It must fit in
+ * size - 1 bytes; if not, fail with `too_long` ("message too long for one datagram"). */
+static size_t load_message(const char *text, char *message, size_t size, const char *too_long) {
+    ssize_t length = -1;
+    if (strcmp(text, "-") == 0) {
+        length = read_whole(STDIN_FILENO, message, size);
+        if (length == -1 && errno != EMSGSIZE)
+            die("stdin");
+    } else if (strlen(text) < size) {
+        length = (ssize_t)strlen(text);
+        memcpy(message, text, (size_t)length);
+    }
+    if (length == -1) {
+        char limit[sizeof "at most 18446744073709551615 bytes"];
+        snprintf(limit, sizeof limit, "at most %zu bytes", size - 1);
+        fail(too_long, limit);
+    }
+    return (size_t)length;
+}
+
+/* A numeric address says its own family: -H ::1 is IPv6 without -6, -H 127.0.0.1 IPv4.
+ * Returns the family to use; a usage error when it contradicts the -4 or -6 given. */
+static int family_for(const char *host, int family, int family_given) {
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *found;
+    if (getaddrinfo(host, NULL, &hints, &found) != 0)
+        return family; /* a name: looked up later, in the family asked for */
+    int numeric = found->ai_family == AF_INET6 ? AF_INET6 : AF_INET;
+    freeaddrinfo(found);
+    if (numeric != family && family_given)
+        usage_error("%s is an %s address: use %s", host, numeric == AF_INET6 ? "IPv6" : "IPv4",
+                    numeric == AF_INET6 ? "-6" : "-4");
+    return numeric;
+}
+
 static struct options parse_options(int argc, char **argv) {
-    struct options options = {AF_INET,  DEFAULT_HOST,  DEFAULT_PORT,    NULL,
-                              GREETING, DEFAULT_COUNT, DEFAULT_TIMEOUT, 0};
-    int host_or_port_given = 0, option;
+    struct options options = {
+        AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, GREETING, DEFAULT_COUNT, DEFAULT_TIMEOUT, 0, 0};
+    int host_or_port_given = 0, family_given = 0, option;
     opterr = 0; /* we print our own one-line errors */
     while ((option = getopt(argc, argv, ":h46u:H:p:m:n:t:e")) != -1) {
         switch (option) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
-        case '4': options.family = AF_INET; break;
-        case '6': options.family = AF_INET6; break;
+        case '4':
+        case '6':
+            options.family = option == '4' ? AF_INET : AF_INET6;
+            family_given = 1;
+            break;
         case 'u':
             options.family = AF_UNIX;
             options.path = optarg;
@@ -251,10 +319,16 @@ static struct options parse_options(int argc, char **argv) {
     }
     if (optind < argc)
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
-    if (options.path && host_or_port_given)
+    if (options.family == AF_UNIX && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+    if (options.family == AF_UNIX && strlen(options.path) > MAX_PATH_LENGTH)
         usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
+    if (options.family != AF_UNIX)
+        options.family = family_for(options.host, options.family, family_given);
+    static char greeting[PENDING_SIZE + 1]; /* every client gets it: read it once */
+    options.greeting_length =
+        load_message(options.greeting, greeting, sizeof greeting, "greeting too long");
+    options.greeting = greeting;
     return options;
 }
 
@@ -307,13 +381,28 @@ static void remove_socket_file(void) {
         unlink(socket_file);
 }
 
-/* Free PATH for bind if it holds a socket file left by an earlier run (never delete anything
- * else), and take it as ours: from now on a signal or exit removes it. */
-static void claim_socket_file(const char *path) {
+/* Free PATH for bind if it holds a socket file that an earlier run left behind, and take it as
+ * ours: from now on a signal or exit removes it. Never delete anything else: not a file of
+ * another kind, nor the socket of a server that still runs there. A connect tells, without
+ * disturbing that server: a socket of the other type gets EPROTOTYPE when someone has bound
+ * the path, ECONNREFUSED when nobody has. */
+static void claim_socket_file(const char *path, int type) {
     struct stat status;
     if (lstat(path, &status) == 0) {
         if (!S_ISSOCK(status.st_mode))
             fail(path, "exists and is not a socket");
+        struct sockaddr_un address = {.sun_family = AF_UNIX};
+        strcpy(address.sun_path, path); /* parse_options checked its length */
+        int probe = socket(AF_UNIX, type == SOCK_STREAM ? SOCK_DGRAM : SOCK_STREAM, 0);
+        if (probe == -1)
+            die("socket");
+        int answered = connect(probe, (struct sockaddr *)&address, sizeof address) == 0;
+        int error = errno;
+        close(probe);
+        if (answered || error == EPROTOTYPE)
+            fail("bind", strerror(EADDRINUSE)); /* a live server: as an IP port in use */
+        if (error != ECONNREFUSED)
+            fail(path, strerror(error));
         if (unlink(path) == -1)
             die(path);
     }
@@ -321,55 +410,50 @@ static void claim_socket_file(const char *path) {
     atexit(remove_socket_file);
 }
 
-/* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
- * so that whoever started us sees it. Only async-signal-safe calls in here. */
-static void stop_on_signal(int signal_number) {
-    const char *reason =
-        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
+/* Ctrl-C (SIGINT) or SIGTERM. The handler only notes the signal and writes a byte into
+ * wake_pipe: the loop watches the pipe like a socket, so it wakes at once even when the
+ * signal came just before it began to wait, and calls stop_now. (Writing our lines, or
+ * anything that may wait, is no job for a handler: it may have interrupted say.) */
+static volatile sig_atomic_t stop_signal; /* SIGINT or SIGTERM, once one came */
+static int wake_pipe[2];
+
+/* write may set errno, which the code we interrupted may be about to read: so we put it back
+ * (errno is thread-local, safe here whatever clang-tidy's list of safe calls says). */
+static void note_stop_signal(int signal_number) {
+    int saved_errno = errno; /* NOLINT(bugprone-signal-handler) */
+    stop_signal = signal_number;
+    ssize_t written = write(wake_pipe[1], "", 1);
+    (void)written;       /* the pipe was full: a byte waits already */
+    errno = saved_errno; /* NOLINT(bugprone-signal-handler) */
+}
+
+/* Returns the end of the pipe to watch. Both ends are non-blocking: a full pipe already
+ * holds a wake-up, and a read of an empty one must not wait. */
+static int catch_stop_signals(void) {
+    if (pipe(wake_pipe) == -1)
+        die("pipe");
+    for (int end = 0; end < 2; end++) {
+        int flags = fcntl(wake_pipe[end], F_GETFL);
+        if (flags == -1 || fcntl(wake_pipe[end], F_SETFL, flags | O_NONBLOCK) == -1)
+            die("fcntl O_NONBLOCK");
+    }
+    signal(SIGINT, note_stop_signal);
+    signal(SIGTERM, note_stop_signal);
+    return wake_pipe[0];
+}
+
+/* The loop saw the wake-up after a signal: our last lines go out as far as stdout and stderr take
+ * them now (never waiting for a reader), the socket file goes, and we die of that same
+ * signal so that whoever started us sees it. */
+static _Noreturn void stop_now(void) {
+    say(stderr, "stopped by %s", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    flush_logs(0);
     remove_socket_file();
-    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
-    if (written != -1)
-        written = write(STDERR_FILENO, reason, strlen(reason));
-    (void)written; /* if stderr is gone, there is no one left to tell */
-    signal(signal_number, SIG_DFL);
-    raise(signal_number);
-}
-
-/* Read all of `input` into buffer. Returns its size, or -1 (errno EMSGSIZE when it fills
- * the buffer: pass one byte more than the longest you accept). */
-static ssize_t read_whole(int input, char *buffer, size_t size) {
-    size_t filled = 0;
-    for (;;) {
-        ssize_t bytes_read;
-        RETRY_ON_EINTR(bytes_read, read(input, buffer + filled, size - filled));
-        if (bytes_read <= 0)
-            return bytes_read == 0 ? (ssize_t)filled : -1;
-        filled += (size_t)bytes_read;
-        if (filled == size) {
-            errno = EMSGSIZE;
-            return -1;
-        }
-    }
-}
-
-/* The message to send, whole: the -m text, or all of stdin for "-m -". It must fit in
- * size - 1 bytes; if not, fail with `too_long` ("message too long for one datagram"). */
-static size_t load_message(const char *text, char *message, size_t size, const char *too_long) {
-    ssize_t length = -1;
-    if (strcmp(text, "-") == 0) {
-        length = read_whole(STDIN_FILENO, message, size);
-        if (length == -1 && errno != EMSGSIZE)
-            die("stdin");
-    } else if (strlen(text) < size) {
-        length = (ssize_t)strlen(text);
-        memcpy(message, text, (size_t)length);
-    }
-    if (length == -1) {
-        char limit[sizeof "at most 18446744073709551615 bytes"];
-        snprintf(limit, sizeof limit, "at most %zu bytes", size - 1);
-        fail(too_long, limit);
-    }
-    return (size_t)length;
+    signal(stop_signal, SIG_DFL);
+    raise(stop_signal);
+    /* cppcheck-suppress unreachableCode ; with the default action back, raise ends us: this
+     * line only tells the compiler so */
+    _Exit(EXIT_FAILURE);
 }
 
 /* Make send, recv and accept on this socket return at once (EAGAIN) instead of waiting. */
@@ -379,15 +463,82 @@ static void make_nonblocking(int sock) {
         die("fcntl O_NONBLOCK");
 }
 
-/* How many clients we make room for: one per descriptor we may open (RLIMIT_NOFILE), at
- * most MAX_CLIENTS. accept fails (EMFILE) before a process has more than that. */
-static int max_clients(void) {
-    struct rlimit limit;
-    if (getrlimit(RLIMIT_NOFILE, &limit) == -1)
-        die("getrlimit RLIMIT_NOFILE");
-    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > MAX_CLIENTS)
-        return MAX_CLIENTS;
-    return (int)limit.rlim_cur;
+/* ---- Our own output. A server must never wait for whoever reads its log: a pipe that nobody
+ * empties would stop it serving every client. So in the event loop a line waits in a buffer
+ * until stdout (or stderr) has room, and each turn writes what fits. ---- */
+
+struct log {
+    int fd;
+    size_t length;
+    long dropped;      /* lines that found the buffer full */
+    int said_dropping; /* and we have said so on stderr */
+    char data[LOG_SIZE];
+};
+static struct log out_log = {STDOUT_FILENO, 0, 0, 0, ""}, err_log = {STDERR_FILENO, 0, 0, 0, ""};
+
+/* One line, printf-like, for stdout, or for stderr after "program: " (say(stderr, ...)). It
+ * waits in its log until flush_logs; a line that does not fit is counted, and said later. */
+static void say(const FILE *stream, const char *format, ...) {
+    struct log *log = stream == stderr ? &err_log : &out_log;
+    char *end = log->data + log->length;
+    size_t room = sizeof log->data - log->length;
+    int prefix = stream == stderr ? snprintf(end, room, "%s: ", program_name) : 0;
+    int text = -1;
+    if (strchr(format, '%') == NULL && prefix >= 0 && strlen(format) < room - (size_t)prefix) {
+        text = (int)strlen(format); /* a plain line: no formatting to do, the common case */
+        memcpy(end + prefix, format, (size_t)text);
+    } else if (prefix >= 0 && (size_t)prefix < room) {
+        va_list arguments;
+        va_start(arguments, format);
+        text = vsnprintf(end + prefix, room - (size_t)prefix, format, arguments);
+        va_end(arguments);
+    }
+    if (text < 0 || (size_t)(prefix + text) + 1 >= room) { /* with its '\n' it does not fit */
+        log->dropped++;
+        return;
+    }
+    end[prefix + text] = '\n';
+    log->length += (size_t)(prefix + text) + 1;
+}
+
+/* Write what the log's descriptor takes, waiting for room at most wait_ms each time: poll
+ * says when there is room, and we write at most PIPE_BUF bytes at a time, which a pipe with
+ * room takes without blocking. A write error on stdout ends the server, as `server | head -1`
+ * ends a filter; on stderr there is no one left to tell. */
+static void flush_log(struct log *log, int wait_ms) {
+    struct pollfd room = {.fd = log->fd, .events = POLLOUT};
+    while (log->length > 0) {
+        int ready = poll(&room, 1, wait_ms);
+        if (ready == 0 || (ready == -1 && errno != EINTR))
+            break;
+        size_t chunk = log->length < PIPE_BUF ? log->length : PIPE_BUF;
+        ssize_t written = ready == 1 ? write(log->fd, log->data, chunk) : 0;
+        if (written == -1 && errno == EINTR)
+            continue;
+        if (written == -1 && log == &out_log)
+            die("stdout");
+        if (written == -1)
+            written = (ssize_t)log->length; /* stderr is gone: drop what waits for it */
+        log->length -= (size_t)written;
+        memmove(log->data, log->data + written, log->length);
+    }
+    if (log->dropped > 0 && !log->said_dropping && log == &out_log)
+        say(stderr, "stdout is not read: its lines are dropped, and counted, until it is");
+    log->said_dropping = log->dropped > 0;
+    if (log->length == 0 && log->dropped > 0) {
+        say(stderr, "%ld lines for %s dropped: it was not read in time", log->dropped,
+            log == &out_log ? "stdout" : "stderr");
+        log->dropped = 0;
+    }
+}
+
+/* Write what stdout and stderr take, waiting for room at most wait_ms each time (0: what they
+ * take now). Returns whether lines still wait, for a reader that is slow or stopped: then we
+ * come back in RETRY_MS. */
+static int flush_logs(int wait_ms) {
+    flush_log(&out_log, wait_ms);
+    flush_log(&err_log, wait_ms);
+    return out_log.length > 0 || err_log.length > 0;
 }
 
 /* A new client: its greeting waits in its pending output until the socket can take it.
@@ -395,7 +546,7 @@ static int max_clients(void) {
 static struct client *new_client(int sock, const char *greeting, size_t greeting_length) {
     struct client *client = malloc(sizeof *client);
     if (client == NULL) {
-        fprintf(stderr, "%s: no memory for another client\n", program_name);
+        say(stderr, "no memory for another client");
         close(sock);
         return NULL;
     }
@@ -405,26 +556,48 @@ static struct client *new_client(int sock, const char *greeting, size_t greeting
     return client;
 }
 
-/* Accept the client that waits, after the tutorial's "accepting new socket". Returns its
- * socket, or -1 when there is none after all or accept failed (said on stderr). Out of
- * descriptors (EMFILE, ENFILE), stop watching the listener (*accepting = 0) until a client
- * leaves: else the waiting connection would wake us at once, forever. */
-static int accept_client(int listener, int *accepting) {
-    printf("accepting new socket\n");
+/* Accept one client that waits, with the tutorial's "accepting new socket". Returns its
+ * socket, or -1 once none is left (EAGAIN) or accept failed (said on stderr). Out of
+ * descriptors (EMFILE, ENFILE), the waiting connection would wake us at once, forever: so we
+ * keep one descriptor in reserve, give it up to accept that client and turn it away at once
+ * (it sees the connection close), then take it back. Once descriptors are free again,
+ * clients come in as before. */
+static int accept_client(int listener) {
+    static int reserve = -2; /* -2: not opened yet; -1: could not be opened */
+    if (reserve == -2)
+        reserve = open("/dev/null", O_RDONLY);
     int sock;
     RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
-    if (sock == -1 && (errno == EMFILE || errno == ENFILE))
-        *accepting = 0;
-    if (sock == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
-        fprintf(stderr, "%s: accept: %s\n", program_name, strerror(errno));
-    return sock;
+    if (sock != -1) {
+        say(stdout, "accepting new socket");
+        return sock;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        say(stderr, "accept: %s", strerror(errno));
+    if ((errno == EMFILE || errno == ENFILE) && reserve >= 0) {
+        close(reserve);
+        RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
+        if (sock != -1) {
+            say(stderr, "turned a client away: out of descriptors");
+            close(sock);
+        }
+        reserve = open("/dev/null", O_RDONLY);
+    }
+    return -1;
 }
 
-/* Whether to read from this client now: not after its end, and for an echo only while its
- * pending output has room, so that one that sends and never reads costs us PENDING_SIZE
- * bytes at most (backpressure). The tutorial's protocol drops what it reads: always room. */
-static int wants_to_read(const struct client *client, int echo_mode) {
-    return !client->finished && (!echo_mode || client->pending_length < PENDING_SIZE);
+/* What we wait for from this client, as poll's events: POLLIN to read, POLLOUT to send.
+ * Read until its end, but for an echo only while its pending output has room, so that one
+ * that sends and never reads costs us PENDING_SIZE bytes at most (backpressure); the
+ * tutorial's protocol drops what it reads. Send while output is pending, and in the
+ * tutorial's protocol until we have shut down our side after the greeting. */
+static short wanted_events(const struct client *client, int echo_mode) {
+    short events = 0;
+    if (!client->finished && (!echo_mode || client->pending_length < PENDING_SIZE))
+        events |= POLLIN;
+    if (client->pending_length > 0 || (!echo_mode && !client->shut_down))
+        events |= POLLOUT;
+    return events;
 }
 
 /* Read what the client sent: the tutorial's protocol notes it ("socket sent data") and
@@ -439,7 +612,7 @@ static int receive_from(struct client *client, int echo_mode) {
     if (bytes_read == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return 0; /* readiness can be a false alarm: nothing to read after all */
     if (bytes_read == -1) {
-        fprintf(stderr, "%s: recv: %s\n", program_name, strerror(errno));
+        say(stderr, "recv: %s", strerror(errno));
         return -1;
     }
     if (bytes_read == 0)
@@ -447,14 +620,8 @@ static int receive_from(struct client *client, int echo_mode) {
     if (bytes_read > 0 && echo_mode)
         client->pending_length += (size_t)bytes_read;
     if (bytes_read > 0)
-        printf("socket sent data\n");
+        say(stdout, "socket sent data");
     return 0;
-}
-
-/* Whether to send to this client when it can take more: while output is pending, and in the
- * tutorial's protocol until we have shut down our side after the greeting. */
-static int wants_to_write(const struct client *client, int echo_mode) {
-    return client->pending_length > 0 || (!echo_mode && !client->shut_down);
 }
 
 /* Send as much pending output as the kernel takes now, without waiting; keep the rest. In
@@ -465,7 +632,7 @@ static int send_pending(struct client *client, int echo_mode) {
         ssize_t bytes_sent;
         RETRY_ON_EINTR(bytes_sent, send(client->sock, client->pending, client->pending_length, 0));
         if (bytes_sent == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            fprintf(stderr, "%s: send: %s\n", program_name, strerror(errno));
+            say(stderr, "send: %s", strerror(errno));
             return -1;
         }
         if (bytes_sent > 0) {
@@ -476,7 +643,7 @@ static int send_pending(struct client *client, int echo_mode) {
     if (!echo_mode && !client->shut_down && client->pending_length == 0) {
         client->shut_down = 1;
         if (shutdown(client->sock, SHUT_WR) == -1) {
-            fprintf(stderr, "%s: shutdown: %s\n", program_name, strerror(errno));
+            say(stderr, "shutdown: %s", strerror(errno));
             return -1;
         }
     }

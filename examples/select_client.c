@@ -39,6 +39,7 @@ static void say_on_a_terminal(const char *line);
 
 int main(int argc, char **argv) {
     set_program_name(argv[0]);
+    keep_standard_descriptors();
     ignore_sigpipe();
     struct options options = parse_options(argc, argv);
 
@@ -152,15 +153,32 @@ static long parse_number(const char *text, const char *what, long max) {
     return value;
 }
 
+/* A numeric address says its own family: -H ::1 is IPv6 without -6, -H 127.0.0.1 IPv4.
+ * Returns the family to use; a usage error when it contradicts the -4 or -6 given. */
+static int family_for(const char *host, int family, int family_given) {
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *found;
+    if (getaddrinfo(host, NULL, &hints, &found) != 0)
+        return family; /* a name: looked up later, in the family asked for */
+    int numeric = found->ai_family == AF_INET6 ? AF_INET6 : AF_INET;
+    freeaddrinfo(found);
+    if (numeric != family && family_given)
+        usage_error("%s is an %s address: use %s", host, numeric == AF_INET6 ? "IPv6" : "IPv4",
+                    numeric == AF_INET6 ? "-6" : "-4");
+    return numeric;
+}
+
 static struct options parse_options(int argc, char **argv) {
     struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, 0};
-    int host_or_port_given = 0, option;
+    int host_or_port_given = 0, family_given = 0, option;
     opterr = 0; /* we print our own one-line errors */
     while ((option = getopt(argc, argv, ":h46u:H:p:t:")) != -1) {
         switch (option) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
-        case '4': options.family = AF_INET; break;
-        case '6': options.family = AF_INET6; break;
+        case '4':
+        case '6':
+            options.family = option == '4' ? AF_INET : AF_INET6;
+            family_given = 1;
+            break;
         case 'u':
             options.family = AF_UNIX;
             options.path = optarg;
@@ -170,7 +188,8 @@ static struct options parse_options(int argc, char **argv) {
             host_or_port_given = 1;
             break;
         case 'p':
-            parse_number(optarg, "port", 65535); /* 16 bits */
+            if (parse_number(optarg, "port", 65535) == 0) /* 16 bits */
+                usage_error("bad port '0': a destination needs a port from 1 to 65535");
             options.port = optarg;
             host_or_port_given = 1;
             break;
@@ -181,10 +200,12 @@ static struct options parse_options(int argc, char **argv) {
     }
     if (optind < argc)
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
-    if (options.path && host_or_port_given)
+    if (options.family == AF_UNIX && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+    if (options.family == AF_UNIX && strlen(options.path) > MAX_PATH_LENGTH)
         usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
+    if (options.family != AF_UNIX)
+        options.family = family_for(options.host, options.family, family_given);
     return options;
 }
 
@@ -208,6 +229,24 @@ static int connect_retry(int sock, const struct sockaddr *address, socklen_t len
     return error == 0 ? 0 : -1;
 }
 
+/* Close a connection with a reset (RST) instead of the end of the stream (FIN): linger 0
+ * makes close throw away what is unsent and tell the peer that something went wrong. (If
+ * setsockopt fails, the close still ends the connection, only not as a failure.) */
+static void abort_connection(int sock) {
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(sock);
+}
+
+/* The connection, until main has closed it. If we exit before, on an error, it is aborted
+ * on the way out, so that the server sees a failure, not the clean end of our message. */
+static int connection = -1;
+
+static void abort_unclosed_connection(void) {
+    if (connection != -1 && fcntl(connection, F_GETFD) != -1)
+        abort_connection(connection);
+}
+
 /* Create a socket and connect it to the server. A host name may stand for several
  * addresses: try each in turn until one accepts. Exits with the last error if none does. */
 static int connect_to_server(const struct options *options) {
@@ -219,6 +258,8 @@ static int connect_to_server(const struct options *options) {
             die("socket");
         if (connect_retry(sock, (struct sockaddr *)&address, sizeof address) == -1)
             die("connect");
+        connection = sock;
+        atexit(abort_unclosed_connection);
         return sock;
     }
     /* "localhost" means the loopback of the family: /etc/hosts may lack ::1. */
@@ -246,6 +287,8 @@ static int connect_to_server(const struct options *options) {
     freeaddrinfo(found);
     if (sock == -1)
         die("connect");
+    connection = sock;
+    atexit(abort_unclosed_connection);
     return sock;
 }
 

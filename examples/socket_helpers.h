@@ -1,11 +1,13 @@
 /* socket_helpers.h: what every example needs and none of them teaches. Errors: print
  * "program: what: why" and exit. EINTR: a signal interrupts a blocking call, so call it again.
- * SIGPIPE: a send to a peer that has gone must fail, not kill the program.
+ * SIGPIPE: a send to a peer that has gone must fail, not kill the program. And stdin, stdout
+ * and stderr must stay what they are, even if we were started with one of them closed.
  * Each program defines _POSIX_C_SOURCE 200809L before it includes this file. */
 #ifndef SOCKET_HELPERS_H
 #define SOCKET_HELPERS_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,5 +59,16 @@ static inline _Noreturn void usage_error(const char *format, ...) {
  * POSIX everywhere and covers writes to a closed pipe on stdout too; MSG_NOSIGNAL (per call)
  * is missing on macOS, SO_NOSIGPIPE (per socket) on Linux. */
 static inline void ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+/* Descriptors 0, 1 and 2 are stdin, stdout and stderr. Started with one of them closed
+ * (`program >&-`), we would get its number for our next socket, and print into the connection.
+ * So fill the gap with /dev/null, opened the wrong way round: any read or write there fails
+ * (EBADF), and the program says so. Without /dev/null we cannot go on safely, nor tell. */
+static inline void keep_standard_descriptors(void) {
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+        if (fcntl(fd, F_GETFD) == -1 &&
+            open("/dev/null", fd == STDIN_FILENO ? O_WRONLY : O_RDONLY) != fd)
+            exit(EXIT_FAILURE);
+}
 
 #endif

@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -39,13 +40,14 @@ struct message {
 static struct options parse_options(int argc, char **argv);
 static int connect_to_server(const struct options *options);
 static void wait_for_data(int sock, const struct options *options, int *hinted);
-static size_t next_piece(struct message *message, const char **piece);
+static size_t next_piece(struct message *message, int sock, const char **piece);
 static void print_received(const char *data, size_t length);
 static _Noreturn void die_sending(const struct options *options);
 static int talk_to_an_echo_server(int sock, const struct options *options);
 
 int main(int argc, char **argv) {
     set_program_name(argv[0]);
+    keep_standard_descriptors();
     ignore_sigpipe();
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
     struct options options = parse_options(argc, argv);
@@ -53,7 +55,8 @@ int main(int argc, char **argv) {
     /* A client needs only a socket connected to the server (try it with no server running:
      * connect fails with "Connection refused"). */
     int sock = connect_to_server(&options);
-    printf("Client connected!\n");
+    if (printf("Client connected!\n") < 0)
+        die("stdout");
 
     /* Optionally give up when sending stalls ("About timeouts"): SO_SNDTIMEO, once the server
      * stops taking what we send. (Receiving waits in poll: see wait_for_data.) */
@@ -88,7 +91,7 @@ int main(int argc, char **argv) {
     struct message reply = {.text = options.reply};
     const char *piece;
     size_t length;
-    while ((length = next_piece(&reply, &piece)) > 0) {
+    while ((length = next_piece(&reply, sock, &piece)) > 0) {
         while (length > 0) {
             ssize_t bytes_sent;
             RETRY_ON_EINTR(bytes_sent, send(sock, piece, length, 0));
@@ -98,11 +101,12 @@ int main(int argc, char **argv) {
             length -= (size_t)bytes_sent;
         }
     }
-    printf("reply sent!\n");
+    if (printf("reply sent!\n") < 0)
+        die("stdout");
 
     /* Done: close the connection. The server's recv returns 0. */
     close(sock);
-    if (fflush(stdout) == EOF || ferror(stdout))
+    if (fflush(stdout) == EOF)
         die("stdout");
     return EXIT_SUCCESS;
 }
@@ -132,15 +136,32 @@ static long parse_number(const char *text, const char *what, long max) {
     return value;
 }
 
+/* A numeric address says its own family: -H ::1 is IPv6 without -6, -H 127.0.0.1 IPv4.
+ * Returns the family to use; a usage error when it contradicts the -4 or -6 given. */
+static int family_for(const char *host, int family, int family_given) {
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *found;
+    if (getaddrinfo(host, NULL, &hints, &found) != 0)
+        return family; /* a name: looked up later, in the family asked for */
+    int numeric = found->ai_family == AF_INET6 ? AF_INET6 : AF_INET;
+    freeaddrinfo(found);
+    if (numeric != family && family_given)
+        usage_error("%s is an %s address: use %s", host, numeric == AF_INET6 ? "IPv6" : "IPv4",
+                    numeric == AF_INET6 ? "-6" : "-4");
+    return numeric;
+}
+
 static struct options parse_options(int argc, char **argv) {
     struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, REPLY, 0, 0};
-    int host_or_port_given = 0, option;
+    int host_or_port_given = 0, family_given = 0, option;
     opterr = 0; /* we print our own one-line errors */
     while ((option = getopt(argc, argv, ":h46u:H:p:m:t:e")) != -1) {
         switch (option) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
-        case '4': options.family = AF_INET; break;
-        case '6': options.family = AF_INET6; break;
+        case '4':
+        case '6':
+            options.family = option == '4' ? AF_INET : AF_INET6;
+            family_given = 1;
+            break;
         case 'u':
             options.family = AF_UNIX;
             options.path = optarg;
@@ -150,7 +171,8 @@ static struct options parse_options(int argc, char **argv) {
             host_or_port_given = 1;
             break;
         case 'p':
-            parse_number(optarg, "port", 65535); /* 16 bits */
+            if (parse_number(optarg, "port", 65535) == 0) /* 16 bits */
+                usage_error("bad port '0': a destination needs a port from 1 to 65535");
             options.port = optarg;
             host_or_port_given = 1;
             break;
@@ -163,10 +185,14 @@ static struct options parse_options(int argc, char **argv) {
     }
     if (optind < argc)
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
-    if (options.path && host_or_port_given)
+    if (options.family == AF_UNIX && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+    if (strcmp(options.reply, "-") == 0 && (fcntl(STDIN_FILENO, F_GETFL) & O_ACCMODE) == O_WRONLY)
+        fail("stdin", strerror(EBADF)); /* it was closed: see keep_standard_descriptors */
+    if (options.family == AF_UNIX && strlen(options.path) > MAX_PATH_LENGTH)
         usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
+    if (options.family != AF_UNIX)
+        options.family = family_for(options.host, options.family, family_given);
     return options;
 }
 
@@ -190,6 +216,24 @@ static int connect_retry(int sock, const struct sockaddr *address, socklen_t len
     return error == 0 ? 0 : -1;
 }
 
+/* Close a connection with a reset (RST) instead of the end of the stream (FIN): linger 0
+ * makes close throw away what is unsent and tell the peer that something went wrong. (If
+ * setsockopt fails, the close still ends the connection, only not as a failure.) */
+static void abort_connection(int sock) {
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(sock);
+}
+
+/* The connection, until main has closed it. If we exit before, on an error, it is aborted
+ * on the way out, so that the server sees a failure, not the clean end of our message. */
+static int connection = -1;
+
+static void abort_unclosed_connection(void) {
+    if (connection != -1 && fcntl(connection, F_GETFD) != -1)
+        abort_connection(connection);
+}
+
 /* Create a socket and connect it to the server. A host name may stand for several
  * addresses: try each in turn until one accepts. Exits with the last error if none does. */
 static int connect_to_server(const struct options *options) {
@@ -201,6 +245,8 @@ static int connect_to_server(const struct options *options) {
             die("socket");
         if (connect_retry(sock, (struct sockaddr *)&address, sizeof address) == -1)
             die("connect");
+        connection = sock;
+        atexit(abort_unclosed_connection);
         return sock;
     }
     /* "localhost" means the loopback of the family: /etc/hosts may lack ::1. */
@@ -228,6 +274,8 @@ static int connect_to_server(const struct options *options) {
     freeaddrinfo(found);
     if (sock == -1)
         die("connect");
+    connection = sock;
+    atexit(abort_unclosed_connection);
     return sock;
 }
 
@@ -273,8 +321,10 @@ static void wait_for_data(int sock, const struct options *options, int *hinted) 
 }
 
 /* The next piece of the message and its length, or 0 when all of it is sent: the -m text
- * in one piece, or stdin for "-m -" one read at a time, so that any size streams through. */
-static size_t next_piece(struct message *message, const char **piece) {
+ * in one piece, or stdin for "-m -" one read at a time, so that any size streams through.
+ * A non-blocking stdin (EAGAIN) is waited for. If stdin fails, the message is cut short: the
+ * connection `sock` is aborted, so that its peer sees a failure and not a clean end. */
+static size_t next_piece(struct message *message, int sock, const char **piece) {
     if (message->text == NULL)
         return 0;
     if (strcmp(message->text, "-") != 0) {
@@ -282,12 +332,21 @@ static size_t next_piece(struct message *message, const char **piece) {
         message->text = NULL;
         return strlen(*piece);
     }
-    ssize_t bytes_read;
-    RETRY_ON_EINTR(bytes_read, read(STDIN_FILENO, message->buffer, sizeof message->buffer));
-    if (bytes_read == -1)
-        die("stdin");
-    *piece = message->buffer;
-    return (size_t)bytes_read;
+    for (;;) {
+        ssize_t bytes_read;
+        RETRY_ON_EINTR(bytes_read, read(STDIN_FILENO, message->buffer, sizeof message->buffer));
+        if (bytes_read >= 0) {
+            *piece = message->buffer;
+            return (size_t)bytes_read;
+        }
+        struct pollfd readable = {.fd = STDIN_FILENO, .events = POLLIN};
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) ||
+            (poll(&readable, 1, -1) == -1 && errno != EINTR)) {
+            int error = errno;
+            abort_connection(sock);
+            fail("stdin", strerror(error));
+        }
+    }
 }
 
 /* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
@@ -323,7 +382,7 @@ static int talk_to_an_echo_server(int sock, const struct options *options) {
     struct message reply = {.text = options->reply};
     const char *piece;
     size_t length;
-    while ((length = next_piece(&reply, &piece)) > 0) {
+    while ((length = next_piece(&reply, sock, &piece)) > 0) {
         while (length > 0) {
             ssize_t bytes_sent;
             RETRY_ON_EINTR(bytes_sent, send(sock, piece, length, 0));
@@ -348,12 +407,13 @@ static int talk_to_an_echo_server(int sock, const struct options *options) {
             print_received(buffer, (size_t)bytes_read);
     } while (bytes_read > 0);
     int receive_error = bytes_read == -1 ? errno : 0;
-    printf("\n"); /* ends the line, also before an error line */
+    if (printf("\n") < 0) /* ends the line, also before an error line */
+        die("stdout");
     if (receive_error != 0)
         fail("recv", strerror(receive_error));
 
     close(sock);
-    if (fflush(stdout) == EOF || ferror(stdout))
+    if (fflush(stdout) == EOF)
         die("stdout");
     return EXIT_SUCCESS;
 }

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -34,13 +35,14 @@ static struct options parse_options(int argc, char **argv);
 static socklen_t make_address(const struct options *options, int type,
                               struct sockaddr_storage *address);
 static void print_ready_line(int sock, const struct options *options);
-static void claim_socket_file(const char *path);
+static void claim_socket_file(const char *path, int type);
 static void stop_on_signal(int signal_number);
 static size_t load_message(const char *text, char *message, size_t size, const char *too_long);
 static void print_received(const char *data, size_t length);
 
 int main(int argc, char **argv) {
     set_program_name(argv[0]);
+    keep_standard_descriptors();
     ignore_sigpipe();
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
     struct options options = parse_options(argc, argv);
@@ -60,14 +62,15 @@ int main(int argc, char **argv) {
      * of any family; the socket calls take a pointer to the generic struct sockaddr.) */
     struct sockaddr_storage address;
     socklen_t address_length = make_address(&options, SOCK_DGRAM, &address);
-    if (options.family == AF_UNIX)
-        claim_socket_file(options.path);
+    if (options.path != NULL) /* a UNIX address: a file */
+        claim_socket_file(options.path, SOCK_DGRAM);
     if (bind(sock, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
     print_ready_line(sock, &options);
 
     for (long answered = 0; options.count == 0 || answered < options.count; answered++) {
-        printf("Waiting for data...\n");
+        if (printf("Waiting for data...\n") < 0) /* a broken stdout is said at once */
+            die("stdout");
 
         /* Receive one datagram and the address it came from, as the tutorial's receiveFrom.
          * We use recvmsg, the general form of recvfrom, because it also tells (MSG_TRUNC)
@@ -87,22 +90,26 @@ int main(int argc, char **argv) {
         /* Zero bytes is an empty datagram, not a closed connection: there is none. */
         printf("Received: ");
         print_received(buffer, (size_t)bytes_read);
-        printf("\n");
+        if (printf("\n") < 0)
+            die("stdout");
         if (datagram.msg_flags & MSG_TRUNC)
             fprintf(stderr, "%s: datagram truncated: longer than the %d-byte buffer\n",
                     program_name, BUFFER_SIZE);
 
         /* Answer the address the datagram came from. A datagram is sent whole or not
-         * at all, so there is no partial send to loop over. */
+         * at all, so there is no partial send to loop over. A reply that cannot go out is
+         * said and skipped: one peer must not stop the receiver for the others. That
+         * includes a UNIX peer that never reads, whose full queue would make sendto wait:
+         * MSG_DONTWAIT (Linux, the BSDs, macOS) makes it fail at once (EAGAIN) instead. */
         ssize_t bytes_sent;
-        RETRY_ON_EINTR(bytes_sent, sendto(sock, reply, reply_length, 0, (struct sockaddr *)&sender,
-                                          datagram.msg_namelen));
-        if (bytes_sent == -1)
-            die("sendto");
+        RETRY_ON_EINTR(bytes_sent, sendto(sock, reply, reply_length, MSG_DONTWAIT,
+                                          (struct sockaddr *)&sender, datagram.msg_namelen));
+        if (bytes_sent == -1) /* it has gone, never had an address, or never reads */
+            fprintf(stderr, "%s: sendto: %s: reply skipped\n", program_name, strerror(errno));
     }
 
     close(sock);
-    if (fflush(stdout) == EOF || ferror(stdout))
+    if (fflush(stdout) == EOF)
         die("stdout");
     return EXIT_SUCCESS;
 }
@@ -131,15 +138,32 @@ static long parse_number(const char *text, const char *what, long max) {
     return value;
 }
 
+/* A numeric address says its own family: -H ::1 is IPv6 without -6, -H 127.0.0.1 IPv4.
+ * Returns the family to use; a usage error when it contradicts the -4 or -6 given. */
+static int family_for(const char *host, int family, int family_given) {
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *found;
+    if (getaddrinfo(host, NULL, &hints, &found) != 0)
+        return family; /* a name: looked up later, in the family asked for */
+    int numeric = found->ai_family == AF_INET6 ? AF_INET6 : AF_INET;
+    freeaddrinfo(found);
+    if (numeric != family && family_given)
+        usage_error("%s is an %s address: use %s", host, numeric == AF_INET6 ? "IPv6" : "IPv4",
+                    numeric == AF_INET6 ? "-6" : "-4");
+    return numeric;
+}
+
 static struct options parse_options(int argc, char **argv) {
     struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, REPLY, 1};
-    int host_or_port_given = 0, option;
+    int host_or_port_given = 0, family_given = 0, option;
     opterr = 0; /* we print our own one-line errors */
     while ((option = getopt(argc, argv, ":h46u:H:p:m:n:")) != -1) {
         switch (option) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
-        case '4': options.family = AF_INET; break;
-        case '6': options.family = AF_INET6; break;
+        case '4':
+        case '6':
+            options.family = option == '4' ? AF_INET : AF_INET6;
+            family_given = 1;
+            break;
         case 'u':
             options.family = AF_UNIX;
             options.path = optarg;
@@ -161,10 +185,12 @@ static struct options parse_options(int argc, char **argv) {
     }
     if (optind < argc)
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
-    if (options.path && host_or_port_given)
+    if (options.family == AF_UNIX && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
+    if (options.family == AF_UNIX && strlen(options.path) > MAX_PATH_LENGTH)
         usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
+    if (options.family != AF_UNIX)
+        options.family = family_for(options.host, options.family, family_given);
     return options;
 }
 
@@ -217,13 +243,28 @@ static void remove_socket_file(void) {
         unlink(socket_file);
 }
 
-/* Free PATH for bind if it holds a socket file left by an earlier run (never delete anything
- * else), and take it as ours: from now on a signal or exit removes it. */
-static void claim_socket_file(const char *path) {
+/* Free PATH for bind if it holds a socket file that an earlier run left behind, and take it as
+ * ours: from now on a signal or exit removes it. Never delete anything else: not a file of
+ * another kind, nor the socket of a server that still runs there. A connect tells, without
+ * disturbing that server: a socket of the other type gets EPROTOTYPE when someone has bound
+ * the path, ECONNREFUSED when nobody has. */
+static void claim_socket_file(const char *path, int type) {
     struct stat status;
     if (lstat(path, &status) == 0) {
         if (!S_ISSOCK(status.st_mode))
             fail(path, "exists and is not a socket");
+        struct sockaddr_un address = {.sun_family = AF_UNIX};
+        strcpy(address.sun_path, path); /* parse_options checked its length */
+        int probe = socket(AF_UNIX, type == SOCK_STREAM ? SOCK_DGRAM : SOCK_STREAM, 0);
+        if (probe == -1)
+            die("socket");
+        int answered = connect(probe, (struct sockaddr *)&address, sizeof address) == 0;
+        int error = errno;
+        close(probe);
+        if (answered || error == EPROTOTYPE)
+            fail("bind", strerror(EADDRINUSE)); /* a live server: as an IP port in use */
+        if (error != ECONNREFUSED)
+            fail(path, strerror(error));
         if (unlink(path) == -1)
             die(path);
     }
@@ -232,26 +273,36 @@ static void claim_socket_file(const char *path) {
 }
 
 /* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
- * so that whoever started us sees it. Only async-signal-safe calls in here. */
+ * so that whoever started us sees it. Only async-signal-safe calls in here, and no write that
+ * could wait: stderr may be a pipe that nobody reads, so write only when poll says it has
+ * room (a few bytes then go in at once). */
 static void stop_on_signal(int signal_number) {
     const char *reason =
         signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
     remove_socket_file();
-    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
-    if (written != -1)
-        written = write(STDERR_FILENO, reason, strlen(reason));
-    (void)written; /* if stderr is gone, there is no one left to tell */
+    struct pollfd room = {.fd = STDERR_FILENO, .events = POLLOUT};
+    int said = poll(&room, 1, 0) == 1 &&
+               write(STDERR_FILENO, program_name, strlen(program_name)) != -1 &&
+               poll(&room, 1, 0) == 1 && write(STDERR_FILENO, reason, strlen(reason)) != -1;
+    (void)said; /* if stderr is full or gone, there is no one to tell */
     signal(signal_number, SIG_DFL);
     raise(signal_number);
 }
 
 /* Read all of `input` into buffer. Returns its size, or -1 (errno EMSGSIZE when it fills
- * the buffer: pass one byte more than the longest you accept). */
+ * the buffer: pass one byte more than the longest you accept). A non-blocking input (EAGAIN)
+ * is waited for, not an error. */
 static ssize_t read_whole(int input, char *buffer, size_t size) {
     size_t filled = 0;
     for (;;) {
         ssize_t bytes_read;
         RETRY_ON_EINTR(bytes_read, read(input, buffer + filled, size - filled));
+        if (bytes_read == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd readable = {.fd = input, .events = POLLIN};
+            if (poll(&readable, 1, -1) == -1 && errno != EINTR)
+                return -1;
+            continue;
+        }
         if (bytes_read <= 0)
             return bytes_read == 0 ? (ssize_t)filled : -1;
         filled += (size_t)bytes_read;

@@ -10,10 +10,11 @@
 #include <ctype.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "socket_helpers.h"
 
@@ -39,9 +40,12 @@ static void remove_socket_file(void);
 static void stop_on_signal(int signal_number);
 static size_t load_message(const char *text, char *message, size_t size, const char *too_long);
 static void print_received(const char *data, size_t length);
+static long long now_ms(void);
+static void wait_until_ready(int sock, short events, long long deadline_ms, long timeout);
 
 int main(int argc, char **argv) {
     set_program_name(argv[0]);
+    keep_standard_descriptors();
     ignore_sigpipe();
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
     struct options options = parse_options(argc, argv);
@@ -64,47 +68,53 @@ int main(int argc, char **argv) {
         die("bind");
     atexit(remove_socket_file);
 
-    /* A lost datagram or a missing receiver is never reported: without a receive timeout
-     * (SO_RCVTIMEO, see "About timeouts") we would wait for the reply forever. */
-    struct timeval timeout = {.tv_sec = options.timeout};
-    if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) == -1)
-        die("setsockopt SO_RCVTIMEO");
-
-    printf("Sending data...\n");
-
-    /* No connection: each datagram names its destination. It goes whole or not at all. */
+    /* The tutorial's sendTo names the receiver in each call. We connect the datagram socket to
+     * it instead (no handshake: the kernel only notes the address), and then use send: our
+     * socket then takes replies from the receiver only (a datagram from anyone else is
+     * dropped), and learns of a closed port at once (ECONNREFUSED) instead of waiting. */
     struct sockaddr_storage receiver;
     socklen_t receiver_length = make_address(&options, SOCK_DGRAM, &receiver);
+    int connected;
+    RETRY_ON_EINTR(connected, connect(sock, (struct sockaddr *)&receiver, receiver_length));
+    if (connected == -1)
+        die("connect");
+
+    /* A lost datagram, or a receiver that does not answer, is never reported: without a limit
+     * ("About timeouts") we would wait for ever. -t is a deadline for sending and receiving both
+     * (see wait_until_ready): a timeout per call, as SO_RCVTIMEO gives, would start again
+     * each time the call is interrupted. */
+    long long deadline_ms = now_ms() + options.timeout * 1000;
+    if (printf("Sending data...\n") < 0)
+        die("stdout");
+
+    /* One datagram: it goes whole or not at all. */
+    wait_until_ready(sock, POLLOUT, deadline_ms, options.timeout);
     ssize_t bytes_sent;
-    RETRY_ON_EINTR(bytes_sent, sendto(sock, message, message_length, 0,
-                                      (struct sockaddr *)&receiver, receiver_length));
+    RETRY_ON_EINTR(bytes_sent, send(sock, message, message_length, 0));
     if (bytes_sent == -1)
-        die("sendto");
+        die("send");
 
     /* Any socket can both send and receive: wait here for the reply. recvmsg is recvfrom
      * that also tells (MSG_TRUNC) when the datagram was longer than our buffer. */
+    wait_until_ready(sock, POLLIN, deadline_ms, options.timeout);
     char buffer[BUFFER_SIZE];
     struct iovec into = {.iov_base = buffer, .iov_len = sizeof buffer};
     struct msghdr datagram = {.msg_iov = &into, .msg_iovlen = 1};
     ssize_t bytes_read;
     RETRY_ON_EINTR(bytes_read, recvmsg(sock, &datagram, 0));
-    if (bytes_read == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        fprintf(stderr, "%s: no reply within %ld s — is udp_receiver running?\n", program_name,
-                options.timeout);
-        exit(EXIT_FAILURE);
-    }
     if (bytes_read == -1)
         die("recvmsg");
 
     printf("Got response: ");
     print_received(buffer, (size_t)bytes_read);
-    printf("\n");
+    if (printf("\n") < 0)
+        die("stdout");
     if (datagram.msg_flags & MSG_TRUNC)
         fprintf(stderr, "%s: datagram truncated: longer than the %d-byte buffer\n", program_name,
                 BUFFER_SIZE);
 
     close(sock);
-    if (fflush(stdout) == EOF || ferror(stdout))
+    if (fflush(stdout) == EOF)
         die("stdout");
     return EXIT_SUCCESS;
 }
@@ -113,6 +123,7 @@ int main(int argc, char **argv) {
 
 /* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
 #define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+#define PID_SUFFIX_LENGTH (sizeof ".2147483647" - 1) /* "." and the largest process id */
 
 #define USAGE                                                                            \
     "usage: udp_sender [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-t SECONDS]\n" \
@@ -133,15 +144,32 @@ static long parse_number(const char *text, const char *what, long max) {
     return value;
 }
 
+/* A numeric address says its own family: -H ::1 is IPv6 without -6, -H 127.0.0.1 IPv4.
+ * Returns the family to use; a usage error when it contradicts the -4 or -6 given. */
+static int family_for(const char *host, int family, int family_given) {
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *found;
+    if (getaddrinfo(host, NULL, &hints, &found) != 0)
+        return family; /* a name: looked up later, in the family asked for */
+    int numeric = found->ai_family == AF_INET6 ? AF_INET6 : AF_INET;
+    freeaddrinfo(found);
+    if (numeric != family && family_given)
+        usage_error("%s is an %s address: use %s", host, numeric == AF_INET6 ? "IPv6" : "IPv4",
+                    numeric == AF_INET6 ? "-6" : "-4");
+    return numeric;
+}
+
 static struct options parse_options(int argc, char **argv) {
     struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, MESSAGE, DEFAULT_TIMEOUT};
-    int host_or_port_given = 0, option;
+    int host_or_port_given = 0, family_given = 0, option;
     opterr = 0; /* we print our own one-line errors */
     while ((option = getopt(argc, argv, ":h46u:H:p:m:t:")) != -1) {
         switch (option) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
-        case '4': options.family = AF_INET; break;
-        case '6': options.family = AF_INET6; break;
+        case '4':
+        case '6':
+            options.family = option == '4' ? AF_INET : AF_INET6;
+            family_given = 1;
+            break;
         case 'u':
             options.family = AF_UNIX;
             options.path = optarg;
@@ -151,7 +179,8 @@ static struct options parse_options(int argc, char **argv) {
             host_or_port_given = 1;
             break;
         case 'p':
-            parse_number(optarg, "port", 65535); /* 16 bits */
+            if (parse_number(optarg, "port", 65535) == 0) /* 16 bits */
+                usage_error("bad port '0': a destination needs a port from 1 to 65535");
             options.port = optarg;
             host_or_port_given = 1;
             break;
@@ -163,10 +192,14 @@ static struct options parse_options(int argc, char **argv) {
     }
     if (optind < argc)
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
-    if (options.path && host_or_port_given)
+    if (options.family == AF_UNIX && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
-    if (options.path && strlen(options.path) > MAX_PATH_LENGTH)
-        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
+    if (options.family == AF_UNIX && strlen(options.path) > MAX_PATH_LENGTH - PID_SUFFIX_LENGTH)
+        usage_error("socket path too long (at most %zu bytes: we add .PID to it for our own "
+                    "socket): %s",
+                    MAX_PATH_LENGTH - PID_SUFFIX_LENGTH, options.path);
+    if (options.family != AF_UNIX)
+        options.family = family_for(options.host, options.family, family_given);
     return options;
 }
 
@@ -235,26 +268,36 @@ static socklen_t make_own_address(const struct options *options, struct sockaddr
 }
 
 /* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
- * so that whoever started us sees it. Only async-signal-safe calls in here. */
+ * so that whoever started us sees it. Only async-signal-safe calls in here, and no write that
+ * could wait: stderr may be a pipe that nobody reads, so write only when poll says it has
+ * room (a few bytes then go in at once). */
 static void stop_on_signal(int signal_number) {
     const char *reason =
         signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
     remove_socket_file();
-    ssize_t written = write(STDERR_FILENO, program_name, strlen(program_name));
-    if (written != -1)
-        written = write(STDERR_FILENO, reason, strlen(reason));
-    (void)written; /* if stderr is gone, there is no one left to tell */
+    struct pollfd room = {.fd = STDERR_FILENO, .events = POLLOUT};
+    int said = poll(&room, 1, 0) == 1 &&
+               write(STDERR_FILENO, program_name, strlen(program_name)) != -1 &&
+               poll(&room, 1, 0) == 1 && write(STDERR_FILENO, reason, strlen(reason)) != -1;
+    (void)said; /* if stderr is full or gone, there is no one to tell */
     signal(signal_number, SIG_DFL);
     raise(signal_number);
 }
 
 /* Read all of `input` into buffer. Returns its size, or -1 (errno EMSGSIZE when it fills
- * the buffer: pass one byte more than the longest you accept). */
+ * the buffer: pass one byte more than the longest you accept). A non-blocking input (EAGAIN)
+ * is waited for, not an error. */
 static ssize_t read_whole(int input, char *buffer, size_t size) {
     size_t filled = 0;
     for (;;) {
         ssize_t bytes_read;
         RETRY_ON_EINTR(bytes_read, read(input, buffer + filled, size - filled));
+        if (bytes_read == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd readable = {.fd = input, .events = POLLIN};
+            if (poll(&readable, 1, -1) == -1 && errno != EINTR)
+                return -1;
+            continue;
+        }
         if (bytes_read <= 0)
             return bytes_read == 0 ? (ssize_t)filled : -1;
         filled += (size_t)bytes_read;
@@ -299,5 +342,33 @@ static void print_received(const char *data, size_t length) {
             isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
         if (shown < 0)
             die("stdout");
+    }
+}
+
+/* Milliseconds on a clock that only goes forward (the wall clock may be set back). */
+static long long now_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Wait until the socket is ready for `events` (POLLOUT: room to send; POLLIN: a reply, or an
+ * error such as ECONNREFUSED), or exit once the deadline of -t has passed (0: no limit).
+ * poll waits for what is left of it, so that a signal, or a stop (Ctrl-Z, then fg), does not
+ * start the time again. */
+static void wait_until_ready(int sock, short events, long long deadline_ms, long timeout) {
+    for (;;) {
+        long long left_ms = deadline_ms - now_ms();
+        if (timeout > 0 && left_ms <= 0) {
+            fprintf(stderr, "%s: %s within %ld s — is udp_receiver running?\n", program_name,
+                    events == POLLIN ? "no reply" : "could not send", timeout);
+            exit(EXIT_FAILURE);
+        }
+        struct pollfd ready = {.fd = sock, .events = events};
+        int result = poll(&ready, 1, timeout > 0 ? (int)left_ms : -1);
+        if (result == 1)
+            return;
+        if (result == -1 && errno != EINTR)
+            die("poll");
     }
 }
