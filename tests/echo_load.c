@@ -1,6 +1,6 @@
 /* echo_load.c: a load generator for the echo servers (select_server, poll_server,
- * epoll_server), on loopback only. It opens CLIENTS connections, a few at a time so that the
- * server's listen backlog never overflows, and takes each one's greeting. Then each client
+ * epoll_server -e), on loopback only. It opens CLIENTS connections all at once, as a burst of
+ * real clients would (or with -R, a few at a time), and takes each one's greeting. Then each client
  * sends a SIZE-byte message, waits for the whole echo, checks every byte and sends the next,
  * for SECONDS. At the end it closes every connection cleanly and prints requests per second,
  * round-trip latency (p50, p99), failed connections and mismatched bytes; it exits 1 if any
@@ -26,7 +26,6 @@
 enum { DEFAULT_CLIENTS = 10, DEFAULT_SIZE = 64, DEFAULT_SECONDS = 1 };
 enum { MAX_CLIENTS = 100000, MAX_SIZE = 1 << 20, MAX_SECONDS = 3600, MAX_REQUESTS = 1000000000 };
 enum {
-    CONNECTING_AT_ONCE = 8,    /* fewer than the servers' listen backlog (10) */
     SETTLE_MS = 10 * 1000,     /* the longest we wait for a greeting, an echo or a close */
     SPARE_DESCRIPTORS = 16,    /* stdin, stdout, stderr and a few more, besides the clients */
     RECEIVE_SIZE = 1 << 16,    /* bytes read by one recv */
@@ -36,22 +35,23 @@ enum {
     HISTOGRAM_SIZE = 40 * BUCKETS_PER_DOUBLING, /* round trips up to 2^40 microseconds */
 };
 
-#define USAGE                                                                            \
-    "usage: echo_load [-4 | -6] [-H HOST] [-p PORT] [-c CLIENTS] [-i IDLE] [-s SIZE]\n"  \
-    "                 [-d SECONDS] [-r REQUESTS]\n"                                      \
-    "  -4, -6       the server on 127.0.0.1 (default) or ::1\n"                          \
-    "  -H HOST      127.0.0.1, ::1 or localhost: loopback only\n"                        \
-    "  -p PORT      the server's port (default 2525)\n"                                  \
-    "  -c CLIENTS   connections that send (default 10)\n"                                \
-    "  -i IDLE      more connections that only take the greeting and wait (default 0)\n" \
-    "  -s SIZE      bytes in each message (default 64)\n"                                \
-    "  -d SECONDS   how long the clients send (default 1)\n"                             \
-    "  -r REQUESTS  stop sooner, after this many requests in all (default 0 = no limit)\n"
+#define USAGE                                                                              \
+    "usage: echo_load [-4 | -6] [-H HOST] [-p PORT] [-c CLIENTS] [-i IDLE] [-s SIZE]\n"    \
+    "                 [-d SECONDS] [-r REQUESTS] [-R RAMP]\n"                              \
+    "  -4, -6       the server on 127.0.0.1 (default) or ::1\n"                            \
+    "  -H HOST      127.0.0.1, ::1 or localhost: loopback only\n"                          \
+    "  -p PORT      the server's port (default 2525)\n"                                    \
+    "  -c CLIENTS   connections that send (default 10)\n"                                  \
+    "  -i IDLE      more connections that only take the greeting and wait (default 0)\n"   \
+    "  -s SIZE      bytes in each message (default 64)\n"                                  \
+    "  -d SECONDS   how long the clients send (default 1)\n"                               \
+    "  -r REQUESTS  stop sooner, after this many requests in all (default 0 = no limit)\n" \
+    "  -R RAMP      connect at most RAMP at a time (default 0: all at once, a burst)\n"
 
 struct options {
     int family;
     const char *host, *port;
-    long clients, idle, size, seconds, requests;
+    long clients, idle, size, seconds, requests, ramp;
 };
 
 /* What a connection is doing; wanted_events says what each state waits for. */
@@ -97,11 +97,11 @@ static long parse_number(const char *text, const char *what, long max) {
 }
 
 static struct options parse_options(int argc, char **argv) {
-    struct options parsed = {AF_INET, NULL,         DEFAULT_PORT,    DEFAULT_CLIENTS,
-                             0,       DEFAULT_SIZE, DEFAULT_SECONDS, 0};
+    struct options parsed = {
+        AF_INET, NULL, DEFAULT_PORT, DEFAULT_CLIENTS, 0, DEFAULT_SIZE, DEFAULT_SECONDS, 0, 0};
     int option;
     opterr = 0; /* we print our own one-line errors */
-    while ((option = getopt(argc, argv, ":h46H:p:c:i:s:d:r:")) != -1) {
+    while ((option = getopt(argc, argv, ":h46H:p:c:i:s:d:r:R:")) != -1) {
         switch (option) {
         case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
         case '4': parsed.family = AF_INET; break;
@@ -116,6 +116,7 @@ static struct options parse_options(int argc, char **argv) {
         case 's': parsed.size = parse_number(optarg, "size", MAX_SIZE); break;
         case 'd': parsed.seconds = parse_number(optarg, "duration", MAX_SECONDS); break;
         case 'r': parsed.requests = parse_number(optarg, "request count", MAX_REQUESTS); break;
+        case 'R': parsed.ramp = parse_number(optarg, "ramp", MAX_CLIENTS); break;
         case ':': usage_error("option -%c needs an argument", optopt);
         default: usage_error("unknown option -%c (try -h)", optopt);
         }
@@ -421,8 +422,8 @@ static void fail_every(enum state state, size_t from, size_t to, const char *wha
             connection_failed(&connections[i], what, "nothing for 10 s");
 }
 
-/* Open every connection, CONNECTING_AT_ONCE at most until each has its greeting: a server
- * only accepts so fast, and connections beyond its listen backlog would be dropped. */
+/* Open every connection: all at once by default, as a burst of clients does; with -R RAMP,
+ * at most RAMP at a time that have not had their greeting yet. */
 static void connect_all(void) {
     struct sockaddr_storage address;
     socklen_t length = make_address(&address);
@@ -434,7 +435,8 @@ static void connect_all(void) {
             oldest++;
         size_t on_the_way =
             count_in(CONNECTING, oldest, next) + count_in(AWAITING_GREETING, oldest, next);
-        while (on_the_way < CONNECTING_AT_ONCE && next < connection_count) {
+        size_t at_once = options.ramp > 0 ? (size_t)options.ramp : connection_count;
+        while (on_the_way < at_once && next < connection_count) {
             open_connection(&connections[next], &address, length);
             on_the_way += connections[next++].state != FAILED;
         }

@@ -139,6 +139,8 @@ static int open_input(const struct run_options *options, int *writer) {
         int ends[2];
         make_pipe(ends);
         fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) | O_NONBLOCK);
+        if (options->nonblocking_input)
+            fcntl(ends[0], F_SETFL, fcntl(ends[0], F_GETFL) | O_NONBLOCK);
         *writer = ends[1];
         return ends[0];
     }
@@ -189,20 +191,27 @@ static struct process *start(const char *path, const char *const argv[],
         fprintf(stderr, "harness: stdout is either a terminal or a file, not both\n");
         exit(EXIT_FAILURE);
     }
-    if (options->input_pipe && (options->input != NULL || options->input_file != NULL)) {
-        fprintf(stderr, "harness: stdin is either a pipe to write to, text or a file\n");
+    int stdin_sources = options->input_pipe + options->close_stdin +
+                        (options->input != NULL || options->input_file != NULL);
+    if (stdin_sources > 1) {
+        fprintf(stderr, "harness: stdin is either a pipe to write to, text, a file or closed\n");
         exit(EXIT_FAILURE);
     }
-    int writer;
-    int input = open_input(options, &writer);
-    if (input == -1) {
+    if (options->close_stdout &&
+        (options->output_file != NULL || options->terminal || options->discard_output)) {
+        fprintf(stderr, "harness: a closed stdout goes nowhere: no file, terminal or reader\n");
+        exit(EXIT_FAILURE);
+    }
+    int writer = -1;
+    int input = options->close_stdin ? -1 : open_input(options, &writer);
+    if (input == -1 && !options->close_stdin) {
         fprintf(stderr, "harness: cannot open stdin for %s: %s\n", argv[0], strerror(errno));
         exit(EXIT_FAILURE);
     }
     int out[2] = {-1, -1}, err[2];
     if (options->terminal)
         make_terminal(out);
-    else if (options->output_file == NULL)
+    else if (options->output_file == NULL && !options->close_stdout)
         make_pipe(out);
     make_pipe(err);
     /* The child's argv[0] is the path, as when a shell runs ./bin/tcp_client. */
@@ -228,8 +237,12 @@ static struct process *start(const char *path, const char *const argv[],
         int output = out[1];
         if (options->output_file != NULL)
             output = open(options->output_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (output == -1 || dup2(input, STDIN_FILENO) == -1 || dup2(output, STDOUT_FILENO) == -1 ||
-            dup2(err[1], STDERR_FILENO) == -1) {
+        /* A closed stdin or stdout: the program finds no descriptor 0 or 1 open at all. */
+        bool input_set = options->close_stdin ? close(STDIN_FILENO) == 0 || errno == EBADF
+                                              : dup2(input, STDIN_FILENO) != -1;
+        bool output_set = options->close_stdout ? close(STDOUT_FILENO) == 0 || errno == EBADF
+                                                : output != -1 && dup2(output, STDOUT_FILENO) != -1;
+        if (!input_set || !output_set || dup2(err[1], STDERR_FILENO) == -1) {
             dprintf(err[1], "harness: cannot set up %s: %s\n", argv[0], strerror(errno));
             _exit(127);
         }
@@ -239,7 +252,8 @@ static struct process *start(const char *path, const char *const argv[],
     }
 
     free(child_argv);
-    close(input);
+    if (input != -1)
+        close(input);
     if (out[1] != -1)
         close(out[1]);
     close(err[1]);
@@ -252,6 +266,7 @@ static struct process *start(const char *path, const char *const argv[],
     process->stderr_fd = err[0];
     process->stdin_fd = writer;
     process->echo = options->echo;
+    process->discard_output = options->discard_output;
     processes[process_count++] = process;
     return process;
 }
@@ -303,7 +318,7 @@ static void read_pipe(struct pipe_end pipe) {
     ssize_t bytes_read = read(*fd, output->data + output->length, READ_CHUNK);
     if (bytes_read == -1 && errno == EINTR)
         return;
-    if (bytes_read > 0)
+    if (bytes_read > 0 && !(pipe.process->discard_output && output == &pipe.process->out))
         output->length += (size_t)bytes_read;
     output->data[output->length] = '\0';
     if (bytes_read <= 0) {

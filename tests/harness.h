@@ -39,6 +39,7 @@ struct process {
     struct output out; /* everything printed on stdout so far (unless sent to a file) */
     struct output err; /* everything printed on stderr so far */
     bool echo;
+    bool discard_output; /* read stdout and throw it away (run_options.discard_output) */
     bool reaped;
     int status; /* once reaped: exit code, 128 + signal, or TIMED_OUT */
 };
@@ -54,8 +55,15 @@ struct run_options {
     bool terminal;              /* stdout is a pseudo-terminal (isatty is true there), read
                                    like a pipe; "\n" stays "\n" (no output processing).
                                    Not together with output_file. */
+    bool discard_output;        /* stdout is a pipe we read as it comes, and throw away: a
+                                   reader that keeps up, as `program | cat >/dev/null` */
     bool input_pipe;            /* stdin is a pipe the caller writes to as it goes, with
                                    send_input, until close_input. Not with input or input_file. */
+    bool nonblocking_input;     /* with input_pipe: the program's end of it is non-blocking
+                                   (O_NONBLOCK), as a shell may leave a stdin that it shares */
+    bool close_stdin;           /* start it with stdin closed (`program <&-`): no input at all */
+    bool close_stdout;          /* start it with stdout closed (`program >&-`): no output_file,
+                                   terminal or discard_output */
 };
 
 /* Start $BIN_DIR/argv[0] with argv; options may be NULL. Exits the caller if fork fails.

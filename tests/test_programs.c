@@ -38,6 +38,7 @@ enum {
 static const char *const PROGRAMS[] = {"udp_receiver", "udp_sender",    "tcp_server",
                                        "tcp_client",   "select_server", "select_client"};
 static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_server"};
+static const char *const CLIENTS[] = {"udp_sender", "tcp_client", "select_client"};
 #define COUNT(array) (sizeof(array) / sizeof(array)[0])
 
 #define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
@@ -64,6 +65,13 @@ static struct process *expect_runtime_error(const char *const argv[], const char
     assert_exit(program, 1);
     assert_stderr(program, message);
     return program;
+}
+
+static bool is_client(const char *program) {
+    for (size_t i = 0; i < COUNT(CLIENTS); i++)
+        if (strcmp(program, CLIENTS[i]) == 0)
+            return true;
+    return false;
 }
 
 static bool file_exists(const char *path) {
@@ -310,9 +318,13 @@ static void tcp_client_without_e_says_to_use_e_when_an_echo_server_stays_silent(
         fail_msg("tcp_client hinted after %lld ms (expected %d or more) and gave up after %lld ms "
                  "(expected %d or more)",
                  hinted_after, HINT_MS, ended_after, GIVE_UP_S * 1000);
+    /* A client that gives up aborts the connection (a reset): the server sees a failure, not
+     * the clean end of a message that never came. */
     assert_exit(server, 0);
     assert_stdout(server, "listening\naccepting new socket\nsocket disconnected\n");
-    assert_stderr(server, formatted("select_server: ready on 127.0.0.1 port %s\n", port));
+    assert_stderr(server, formatted("select_server: ready on 127.0.0.1 port %s\n"
+                                    "select_server: recv: Connection reset by peer\n",
+                                    port));
 }
 
 /* ---- select_client: the keyboard and the network in one select() ---- */
@@ -623,6 +635,20 @@ static void every_program_rejects_a_port_that_is_not_0_to_65535(void **state) {
                                          PROGRAMS[i], bad_ports[j]));
 }
 
+static void every_client_rejects_port_0_and_every_server_takes_it(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(CLIENTS); i++)
+        expect_usage_error(
+            ARGV(CLIENTS[i], "-p", "0"),
+            formatted("%s: bad port '0': a destination needs a port from 1 to 65535\n",
+                      CLIENTS[i]));
+    for (size_t i = 0; i < COUNT(SERVERS); i++) {
+        struct process *server = start_program(ARGV(SERVERS[i], "-p", "0"), NULL);
+        assert_true(atoi(ready_port(server)) > 0); /* a free port, picked for it */
+        stop(server);
+    }
+}
+
 static void every_server_rejects_a_count_that_is_not_0_to_1000000(void **state) {
     (void)state;
     const char *const bad_counts[] = {"abc", "1000001", "-1"};
@@ -668,10 +694,46 @@ static void every_program_rejects_a_unix_path_longer_than_sun_path(void **state)
     memset(path, 'x', sizeof path - 1);
     memcpy(path, "/tmp/", strlen("/tmp/"));
     path[sizeof path - 1] = '\0';
-    for (size_t i = 0; i < COUNT(PROGRAMS); i++)
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
+        if (strcmp(PROGRAMS[i], "udp_sender") == 0)
+            continue; /* its limit is shorter: see the next test */
         expect_usage_error(ARGV(PROGRAMS[i], "-u", path),
                            formatted("%s: socket path too long (at most %zu bytes): %s\n",
                                      PROGRAMS[i], sizeof path - 2, path));
+    }
+}
+
+/* A path in the temporary directory that is exactly `length` bytes long. */
+static const char *temp_path_of_length(size_t length) {
+    const char *directory = temp_path("");
+    assert_true(strlen(directory) < length);
+    char name[sizeof((struct sockaddr_un *)0)->sun_path];
+    assert_true(length - strlen(directory) < sizeof name);
+    memset(name, 'x', length - strlen(directory));
+    name[length - strlen(directory)] = '\0';
+    return temp_path(name);
+}
+
+static void udp_sender_keeps_room_in_sun_path_for_the_pid_it_adds_to_its_own_socket(void **state) {
+    (void)state;
+    /* Its own socket is PATH.PID: the path must leave room for "." and the largest pid. */
+    struct sockaddr_un unix_address;
+    size_t longest = sizeof unix_address.sun_path - 1 - strlen(".2147483647");
+    const char *too_long = temp_path_of_length(longest + 1);
+    expect_usage_error(ARGV("udp_sender", "-u", too_long),
+                       formatted("udp_sender: socket path too long (at most %zu bytes: we add "
+                                 ".PID to it for our own socket): %s\n",
+                                 longest, too_long));
+
+    const char *path = temp_path_of_length(longest);
+    struct process *receiver = start_program(ARGV("udp_receiver", "-u", path), NULL);
+    assert_int_equal(wait_for_ready_line(receiver, slow(READY_TIMEOUT_MS)), 0);
+    struct process *sender = start_program(ARGV("udp_sender", "-u", path), NULL);
+    assert_exit(sender, 0);
+    assert_stdout(sender, "Sending data...\nGot response: got it!\n");
+    assert_stderr(sender, "");
+    assert_exit(receiver, 0);
+    assert_false(file_exists(path));
 }
 
 static void tcp_server_reading_its_message_from_stdin_needs_n_1(void **state) {
@@ -692,9 +754,14 @@ static void every_program_reports_a_host_that_does_not_resolve(void **state) {
     if (error == 0)
         freeaddrinfo(found);
     assert_int_not_equal(error, 0);
-    for (size_t i = 0; i < COUNT(PROGRAMS); i++)
-        expect_runtime_error(ARGV(PROGRAMS[i], "-H", host, "-p", "0"),
-                             formatted("%s: %s: %s\n", PROGRAMS[i], host, gai_strerror(error)));
+    for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
+        const char *port = is_client(PROGRAMS[i]) ? "1" : "0"; /* a destination needs a port */
+        struct process *program =
+            expect_runtime_error(ARGV(PROGRAMS[i], "-H", host, "-p", port),
+                                 formatted("%s: %s: %s\n", PROGRAMS[i], host, gai_strerror(error)));
+        /* Nothing comes before the error: not even udp_sender's "Sending data...". */
+        assert_stdout(program, "");
+    }
 }
 
 static void every_server_reports_an_address_already_in_use(void **state) {
@@ -724,12 +791,33 @@ static void select_client_reports_connection_refused_when_nobody_listens(void **
     assert_stdout(client, "");
 }
 
-static void udp_sender_gives_up_after_t_seconds_without_a_reply(void **state) {
+static void udp_sender_reports_connection_refused_at_once_when_nothing_is_bound(void **state) {
     (void)state;
+    /* Its socket is connected to the receiver's address: the kernel's "port unreachable"
+     * reaches it as ECONNREFUSED, long before -t. */
     const char *port = formatted("%d", unused_port(SOCK_DGRAM));
-    struct process *sender = start_program(ARGV("udp_sender", "-t", "1", "-p", port), NULL);
+    struct process *sender = start_program(ARGV("udp_sender", "-t", "60", "-p", port), NULL);
 
     assert_exit(sender, 1);
+    assert_stdout(sender, "Sending data...\n");
+    assert_stderr(sender, "udp_sender: recvmsg: Connection refused\n");
+}
+
+static void udp_sender_gives_up_after_t_seconds_without_a_reply(void **state) {
+    (void)state;
+    /* A UDP socket that is bound, so nothing refuses the datagram, and never answers. */
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t length = sizeof address;
+    int silent = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_int_not_equal(silent, -1);
+    assert_int_equal(bind(silent, (struct sockaddr *)&address, length), 0);
+    assert_int_equal(getsockname(silent, (struct sockaddr *)&address, &length), 0);
+    const char *port = formatted("%d", ntohs(address.sin_port));
+    struct process *sender = start_program(ARGV("udp_sender", "-t", "1", "-p", port), NULL);
+    int status = finish(sender, slow(TIMEOUT_WAIT_MS));
+    close(silent);
+
+    assert_int_equal(status, 1);
     assert_stdout(sender, "Sending data...\n");
     assert_stderr(sender, "udp_sender: no reply within 1 s \u2014 is udp_receiver running?\n");
 }
@@ -877,16 +965,19 @@ int main(void) {
         TEST(every_program_rejects_an_unknown_option),
         TEST(every_program_rejects_an_option_without_its_argument),
         TEST(every_program_rejects_a_port_that_is_not_0_to_65535),
+        TEST(every_client_rejects_port_0_and_every_server_takes_it),
         TEST(every_server_rejects_a_count_that_is_not_0_to_1000000),
         TEST(programs_with_t_reject_a_timeout_that_is_not_0_to_86400),
         TEST(every_program_rejects_an_extra_argument),
         TEST(every_program_refuses_a_host_or_port_with_a_unix_path),
         TEST(every_program_rejects_a_unix_path_longer_than_sun_path),
+        TEST(udp_sender_keeps_room_in_sun_path_for_the_pid_it_adds_to_its_own_socket),
         TEST(tcp_server_reading_its_message_from_stdin_needs_n_1),
         TEST(every_program_reports_a_host_that_does_not_resolve),
         TEST(every_server_reports_an_address_already_in_use),
         TEST(tcp_client_reports_connection_refused_when_nobody_listens),
         TEST(select_client_reports_connection_refused_when_nobody_listens),
+        TEST(udp_sender_reports_connection_refused_at_once_when_nothing_is_bound),
         TEST(udp_sender_gives_up_after_t_seconds_without_a_reply),
         TEST(tcp_client_gives_up_after_t_seconds_without_data),
         TEST(select_client_gives_up_after_t_seconds_when_nothing_happens),

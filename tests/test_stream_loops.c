@@ -255,11 +255,16 @@ static void start_ticking(long interval_us, int wake_on, void (*action)(int fd),
         die("setitimer");
 }
 
+/* Stop the ticks. A tick may already be pending: ignoring SIGALRM discards it (POSIX),
+ * before the old action (the default: end the process) comes back. */
 static void stop_ticking(void) {
     struct itimerval never = {{0, 0}, {0, 0}};
     if (setitimer(ITIMER_REAL, &never, NULL) == -1)
         die("setitimer");
-    if (sigaction(SIGALRM, &saved_alarm_action, NULL) == -1)
+    struct sigaction ignore = {.sa_handler = SIG_IGN};
+    sigemptyset(&ignore.sa_mask);
+    if (sigaction(SIGALRM, &ignore, NULL) == -1 ||
+        sigaction(SIGALRM, &saved_alarm_action, NULL) == -1)
         die("sigaction");
 }
 
