@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -633,7 +634,7 @@ static int select_readable(int sock, int timeout_ms) {
     return result;
 }
 
-static void select_says_0_at_timeout_and_readable_for_a_waiting_connection_or_close(void **state) {
+static void select_times_out_reports_a_connection_or_close_and_counts_bits(void **state) {
     (void)state;
     struct sockaddr_in address;
     int listener = bound_socket(SOCK_STREAM, &address);
@@ -655,6 +656,14 @@ static void select_says_0_at_timeout_and_readable_for_a_waiting_connection_or_cl
     int before_close = select_readable(server, 0);
     close(client);
     int after_close = select_readable(server, TIME_LIMIT_MS);
+    /* The closed connection is ready to read and to write: select counts it twice. */
+    fd_set read_set, write_set;
+    FD_ZERO(&read_set);
+    FD_ZERO(&write_set);
+    FD_SET(server, &read_set);
+    FD_SET(server, &write_set);
+    struct timeval no_wait = {0};
+    int ready_bits = select(server + 1, &read_set, &write_set, NULL, &no_wait);
     char buffer[BUFFER_SIZE];
     ssize_t received = recv_within(server, buffer, sizeof buffer, 0);
     close(server);
@@ -665,6 +674,7 @@ static void select_says_0_at_timeout_and_readable_for_a_waiting_connection_or_cl
     assert_int_equal(connection_waiting, 1);
     assert_int_equal(before_close, 0);
     assert_int_equal(after_close, 1);
+    assert_int_equal(ready_bits, 2);
     assert_int_equal(received, 0);
 }
 
@@ -960,7 +970,7 @@ static void unix_socket_tells_the_server_who_the_peer_is_and_an_ip_socket_cannot
 
 /* ---- Claim 13 [datagram]: "port unreachable" is reported only on a connected socket ---- */
 
-static void refused_datagram_is_reported_only_on_a_connected_socket(void **state) {
+static void refused_datagram_reaches_only_a_connected_socket_or_ip_recverr(void **state) {
     (void)state;
     char buffer[BUFFER_SIZE];
 
@@ -993,6 +1003,21 @@ static void refused_datagram_is_reported_only_on_a_connected_socket(void **state
     ssize_t connected_third = send(connected, "hello", 5, 0);
     int send_errno = errno;
     close(connected);
+
+#if defined(__linux__)
+    /* The exception: on Linux, IP_RECVERR hands the refusal to an unconnected socket too. */
+    int asking = socket(AF_INET, SOCK_DGRAM, 0), on = 1;
+    assert_int_not_equal(asking, -1);
+    assert_int_equal(setsockopt(asking, IPPROTO_IP, IP_RECVERR, &on, sizeof on), 0);
+    set_receive_timeout(asking, TIME_LIMIT_MS);
+    ssize_t asking_sent = send_datagram(asking, "hello", 5, &nowhere);
+    ssize_t asking_received = recv(asking, buffer, sizeof buffer, 0);
+    int asking_errno = errno;
+    close(asking);
+    assert_int_equal(asking_sent, 5);
+    assert_int_equal(asking_received, -1);
+    assert_errno_equal(asking_errno, ECONNREFUSED);
+#endif
 
     assert_int_equal(unconnected_first, 5);
     assert_int_equal(unconnected_received, -1);
@@ -1061,6 +1086,42 @@ static void listen_backlog_bounds_the_connections_waiting_for_accept(void **stat
     assert_true(late_connected);
 }
 
+/* ---- Claim 15 [performance tweaks]: Linux caps SO_RCVBUF at rmem_max, then doubles it ---- */
+
+/* The receive buffer a new UDP socket reports after SO_RCVBUF was set to requested. */
+static long receive_buffer_after_asking_for(long requested) {
+    int sock = socket(AF_INET, SOCK_DGRAM, 0), size = (int)requested, reported = 0;
+    socklen_t length = sizeof reported;
+    assert_int_not_equal(sock, -1);
+    assert_int_equal(setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &size, sizeof size), 0);
+    assert_int_equal(getsockopt(sock, SOL_SOCKET, SO_RCVBUF, &reported, &length), 0);
+    close(sock);
+    return reported;
+}
+
+static void receive_buffer_is_capped_at_rmem_max_and_then_doubled(void **state) {
+    (void)state;
+#if defined(__linux__)
+    long limit = 0;
+    FILE *file = fopen("/proc/sys/net/core/rmem_max", "r");
+    assert_non_null(file);
+    assert_int_equal(fscanf(file, "%ld", &limit), 1);
+    fclose(file);
+    enum { MODEST = 16384 }; /* above the kernel's minimum, below any rmem_max */
+    assert_true(limit > MODEST && limit < INT_MAX / 4);
+
+    long modest = receive_buffer_after_asking_for(MODEST);
+    long huge = receive_buffer_after_asking_for(2 * limit);
+
+    /* Doubled, for the kernel's own bookkeeping. Capped first, then doubled: had it doubled
+     * first and then capped, the huge request would report the limit itself. */
+    assert_int_equal(modest, 2 * MODEST);
+    assert_int_equal(huge, 2 * limit);
+#else
+    skip(); /* the doubling is Linux's: other systems keep the value or round it */
+#endif
+}
+
 int main(void) {
     /* Every wait above has a time limit. A bug that loops without waiting meets this one:
      * after CPU_LIMIT_S seconds of CPU time the kernel ends the run with SIGXCPU. */
@@ -1081,13 +1142,14 @@ int main(void) {
         cmocka_unit_test(receive_into_a_zero_size_buffer_returns_zero_and_gets_nothing),
         cmocka_unit_test(send_to_a_closed_peer_fails_with_epipe_or_dies_of_sigpipe_unless_ignored),
         cmocka_unit_test(signal_makes_receive_fail_with_eintr_unless_sa_restart_retries_it),
-        cmocka_unit_test(select_says_0_at_timeout_and_readable_for_a_waiting_connection_or_close),
+        cmocka_unit_test(select_times_out_reports_a_connection_or_close_and_counts_bits),
         cmocka_unit_test(receive_fails_with_eagain_after_so_rcvtimeo_or_at_once_when_nonblocking),
         cmocka_unit_test(restarted_server_binds_its_port_in_time_wait_only_with_so_reuseaddr),
         cmocka_unit_test(binding_a_port_below_1024_needs_privilege),
         cmocka_unit_test(unix_socket_tells_the_server_who_the_peer_is_and_an_ip_socket_cannot),
-        cmocka_unit_test(refused_datagram_is_reported_only_on_a_connected_socket),
+        cmocka_unit_test(refused_datagram_reaches_only_a_connected_socket_or_ip_recverr),
         cmocka_unit_test(listen_backlog_bounds_the_connections_waiting_for_accept),
+        cmocka_unit_test(receive_buffer_is_capped_at_rmem_max_and_then_doubled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,9 +19,20 @@
  *    (8765 with a udp_ program, else 2525) and the directory as /tmp/. Every command must exit
  *    within the deadline, with exactly the lines shown for it and the status shown.
  * 2. Line links: [`recvmsg`](../examples/udp_receiver.c#L215-L219) points inside the file, and
- *    every `backticked` name in the link text occurs in those lines.
+ *    every `backticked` name in the link text occurs in those lines. A link to a heading,
+ *    [x](claims.md#6-sending-to-a-closed-peer) or [x](#sigpipe), finds it as GitHub names it.
  * 3. Diagrams: a mermaid sequenceDiagram lists its files, "%% code: examples/a.c examples/b.c",
- *    and every call `name()` in a message label occurs as "name(" in one of them. */
+ *    and every call `name()` in a message label occurs as "name(" in one of them. (That Mermaid
+ *    draws them is for make lint: tests/render_mermaid.sh.)
+ * 4. Code to copy: every block fenced as ```c is a whole file that compiles as it stands, with
+ *    $CC (make test passes it; default cc) -std=c11 -Wall -Wextra -Wpedantic -Werror and
+ *    -Iexamples, where socket_helpers.h is.
+ * 5. Numbers from the code: "`BUFFER_SIZE` (64 KiB)", a constant's name followed by its value
+ *    in parentheses (a number, with "," between thousands and an optional unit: KiB, MiB, or
+ *    any word), must be the value the code gives it: an enum constant or a #define in a ```c
+ *    block of the page, or else in the example of the next link on that line (or else the
+ *    link before it), or else in every example that defines it; a few system constants
+ *    (FD_SETSIZE, PIPE_BUF) are checked on Linux against the headers. */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,11 +44,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -55,6 +68,8 @@ enum {
     SHOWN_BYTES = 300, /* of an output line, in a failure message */
     UDP_PORT = 8765,   /* the tutorial's ports, as the pages show them */
     TCP_PORT = 2525,
+    COMPILE_TIMEOUT_MS = 60000, /* for one block of code */
+    MIN_CODE_BLOCKS = 8,        /* recipes.md alone has more */
 };
 
 /* What checking one transcript found. */
@@ -673,6 +688,62 @@ static void check_line_links(const struct page *page) {
     }
 }
 
+/* The anchor GitHub gives a heading: lower case, spaces as '-', other punctuation dropped. */
+static const char *anchor_of(const char *heading, int length) {
+    char anchor[LINE_COPY];
+    int size = 0;
+    for (int i = 0; i < length && size < LINE_COPY - 1; i++) {
+        unsigned char c = (unsigned char)heading[i];
+        if (isalnum(c) || c == '-' || c == '_')
+            anchor[size++] = (char)tolower(c);
+        else if (c == ' ')
+            anchor[size++] = '-';
+    }
+    return formatted("%.*s", size, anchor);
+}
+
+/* Every [text](page.md#anchor) must name a heading of that page (of this one: (#anchor)). */
+static void check_anchor_links(const struct page *page) {
+    for (int i = 0; i < page->count; i++) {
+        if (is_fence(&page->lines[i])) {
+            i = block_end(page, i);
+            continue;
+        }
+        const char *line = formatted("%.*s", page->lines[i].length, page->lines[i].text);
+        for (const char *at = strstr(line, "]("); at != NULL; at = strstr(at + 1, "](")) {
+            const char *target = at + 2, *hash = strchr(target, '#'), *end = strchr(target, ')');
+            if (hash == NULL || end == NULL || hash > end || strncmp(target, "http", 4) == 0 ||
+                (hash - target >= 3 && strncmp(hash - 3, ".md", 3) != 0) ||
+                (hash > target && hash - target < 3))
+                continue;
+            const char *slash = strrchr(page->name, '/');
+            const char *path =
+                hash == target ? page->name
+                               : formatted("%.*s%.*s", slash ? (int)(slash - page->name) + 1 : 0,
+                                           page->name, (int)(hash - target), target);
+            const char *anchor = formatted("%.*s", (int)(end - hash - 1), hash + 1);
+            char *text = read_whole_file(path);
+            struct page linked = page_of(path, text ? text : calloc(1, 1));
+            bool found = false;
+            for (int k = 0; k < linked.count && !found; k++) {
+                if (is_fence(&linked.lines[k])) {
+                    k = block_end(&linked, k);
+                    continue;
+                }
+                const struct line *heading = &linked.lines[k];
+                int level = (int)strspn(heading->text, "#");
+                found = level > 0 && level < heading->length && heading->text[level] == ' ' &&
+                        strcmp(anchor_of(heading->text + level + 1, heading->length - level - 1),
+                               anchor) == 0;
+            }
+            if (!found)
+                problem(page->name, i + 1, "%s has no heading for #%s", path, anchor);
+            free(linked.text);
+            free(linked.lines);
+        }
+    }
+}
+
 /* ---- 3. diagrams ---- */
 
 /* The label of a message line "A->>B: label", or NULL for other lines. */
@@ -738,6 +809,209 @@ static void check_diagrams(const struct page *page) {
         for (int i = open + 1; i < end && code != NULL; i++)
             check_calls_drawn(page, i + 1, code, files);
         free(code);
+    }
+}
+
+/* ---- 4. code to copy ---- */
+
+static int blocks_compiled;
+
+/* Compile the lines between the fences at open and end as one file, as a reader pastes it.
+ * Returns whether it compiled; if not, a problem shows the compiler's messages. */
+static bool block_compiles(const struct page *page, int open, int end) {
+    const char *source = temp_path(formatted("block%d.c", ++blocks_compiled));
+    FILE *file = fopen(source, "w");
+    assert_non_null(file);
+    for (int i = open + 1; i < end; i++)
+        fprintf(file, "%.*s\n", page->lines[i].length, page->lines[i].text);
+    assert_int_equal(fclose(file), 0);
+    const char *cc = getenv("CC") != NULL && getenv("CC")[0] != '\0' ? getenv("CC") : "cc";
+    const char *command =
+        formatted("%s -std=c11 -Wall -Wextra -Wpedantic -Werror -Iexamples -c -o %s.o %s 2>&1", cc,
+                  source, source);
+    struct process *compiler = start_command(ARGV("sh", "-c", command), NULL);
+    int status = finish(compiler, COMPILE_TIMEOUT_MS);
+    if (status != 0)
+        problem(page->name, open + 1, "this block does not compile with %s (status %d):\n%s", cc,
+                status, compiler->out.data ? compiler->out.data : "");
+    return status == 0;
+}
+
+static void check_code_blocks(const struct page *page) {
+    for (int open = 0, end; next_block(page, "c", &open, &end); open = end + 1)
+        block_compiles(page, open, end);
+}
+
+/* ---- 5. numbers from the code ---- */
+
+/* The value of the integer expression at *at (numbers, + - *, parentheses), moving *at past
+ * it; false when it is something else. */
+static bool evaluate(const char **at, long long *value, int depth);
+
+static bool evaluate_factor(const char **at, long long *value, int depth) {
+    *at += strspn(*at, " ");
+    if (**at == '(') {
+        ++*at;
+        if (depth > 8 || !evaluate(at, value, depth + 1))
+            return false;
+        *at += strspn(*at, " ");
+        return *(*at)++ == ')';
+    }
+    if (!isdigit((unsigned char)**at))
+        return false;
+    char *after;
+    *value = strtoll(*at, &after, 10);
+    *at = after;
+    return true;
+}
+
+static bool evaluate(const char **at, long long *value, int depth) {
+    long long term, factor;
+    if (!evaluate_factor(at, &term, depth))
+        return false;
+    *value = 0;
+    for (char operation = '+';;) {
+        *at += strspn(*at, " ");
+        if (**at == '*') {
+            ++*at;
+            if (!evaluate_factor(at, &factor, depth))
+                return false;
+            term *= factor;
+            continue;
+        }
+        *value += operation == '+' ? term : -term;
+        if (**at != '+' && **at != '-')
+            return true;
+        operation = *(*at)++;
+        if (!evaluate_factor(at, &term, depth))
+            return false;
+    }
+}
+
+/* How code defines name: "NAME = 42" (enum) or "#define NAME 42" or "#define NAME "42"".
+ * Returns whether it does, with the value. */
+static bool defined_value(const char *code, const char *name, long long *value) {
+    size_t size = strlen(name);
+    for (const char *at = strstr(code, name); at != NULL; at = strstr(at + 1, name)) {
+        if ((at > code && is_name_character(at[-1])) || is_name_character(at[size]))
+            continue;
+        const char *after = at + size + strspn(at + size, " ");
+        bool is_define = at - code >= 8 && strncmp(at - 8, "#define ", 8) == 0;
+        if (!is_define && (after[0] != '=' || after[1] == '='))
+            continue;
+        after += !is_define;
+        after += strspn(after, " \"");
+        if (evaluate(&after, value, 0))
+            return true;
+    }
+    return false;
+}
+
+/* Constants of the system that the pages quote, as this system's headers define them. */
+static bool system_value(const char *name, long long *value) {
+#if defined(__linux__)
+    static const struct {
+        const char *name;
+        long long value;
+    } known[] = {{"FD_SETSIZE", FD_SETSIZE}, {"PIPE_BUF", PIPE_BUF}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(known[i].name, name) == 0) {
+            *value = known[i].value;
+            return true;
+        }
+#endif
+    (void)name;
+    (void)value;
+    return false;
+}
+
+/* The number at text: digits with "," between thousands, then " KiB" or " MiB" or nothing
+ * that scales it. False when text does not start with a digit. */
+static bool quoted_value(const char *text, long long *value) {
+    if (!isdigit((unsigned char)*text))
+        return false;
+    for (*value = 0;
+         isdigit((unsigned char)*text) || (*text == ',' && isdigit((unsigned char)text[1])); text++)
+        if (*text != ',')
+            *value = *value * 10 + (*text - '0');
+    if (strncmp(text, " KiB", 4) == 0)
+        *value *= 1024;
+    else if (strncmp(text, " MiB", 4) == 0)
+        *value *= 1024 * 1024;
+    return true;
+}
+
+/* Whether the file at path defines name; if so, a problem when its value is not quoted. */
+static bool check_definition(const struct page *page, int line, const char *name, long long quoted,
+                             const char *path) {
+    char *code = read_whole_file(path);
+    long long value;
+    bool defines = code != NULL && defined_value(code, name, &value);
+    if (defines && value != quoted)
+        problem(page->name, line, "`%s` (%lld) but %s says %lld", name, quoted, path, value);
+    free(code);
+    return defines;
+}
+
+/* Check "`NAME` (value)" against the page's own code, when it defines NAME; else the example
+ * the line links to, when that one does; else every example that does; else this system's
+ * headers. */
+static void check_quoted_number(const struct page *page, int line, const char *name,
+                                long long quoted, const char *linked) {
+    glob_t found;
+    long long value;
+    int definitions = 0;
+    if (defined_value(page->text, name, &value) && ++definitions && value != quoted)
+        problem(page->name, line, "`%s` (%lld) but the page's own code says %lld", name, quoted,
+                value);
+    if (definitions == 0 && linked != NULL)
+        definitions = check_definition(page, line, name, quoted, linked);
+    if (definitions == 0 && glob("examples/*.[ch]", 0, NULL, &found) == 0) {
+        for (size_t i = 0; i < found.gl_pathc; i++)
+            definitions += check_definition(page, line, name, quoted, found.gl_pathv[i]);
+        globfree(&found);
+    }
+    if (definitions == 0 && system_value(name, &value) && ++definitions && value != quoted)
+        problem(page->name, line, "`%s` (%lld) but this system's headers say %lld", name, quoted,
+                value);
+    if (definitions == 0)
+        problem(page->name, line, "`%s` (%lld): no example defines it", name, quoted);
+}
+
+/* The example file of the first link to examples/ in text ("[x](../examples/a.c#L1)" gives
+ * "examples/a.c"), or NULL. */
+static const char *linked_example(const char *text) {
+    for (const char *at = strstr(text, "]("); at != NULL; at = strstr(at + 1, "](")) {
+        const char *target = at + 2 + (strncmp(at + 2, "../", 3) == 0 ? 3 : 0);
+        if (strncmp(target, "examples/", 9) == 0)
+            return formatted("%.*s", (int)strcspn(target, "#)"), target);
+    }
+    return NULL;
+}
+
+static void check_numbers(const struct page *page) {
+    for (int i = 0; i < page->count; i++) {
+        if (is_fence(&page->lines[i])) {
+            i = block_end(page, i);
+            continue;
+        }
+        const char *line = formatted("%.*s", page->lines[i].length, page->lines[i].text);
+        for (const char *tick = strchr(line, '`'); tick != NULL; tick = strchr(tick + 1, '`')) {
+            const char *close = strchr(tick + 1, '`');
+            long long quoted;
+            if (close == NULL)
+                break;
+            const char *name = formatted("%.*s", (int)(close - tick - 1), tick + 1);
+            bool constant = isupper((unsigned char)name[0]) &&
+                            strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(name);
+            if (constant && strncmp(close + 1, " (", 2) == 0 && quoted_value(close + 3, &quoted)) {
+                /* The link after the quote names its file; or else one before it. */
+                const char *linked = linked_example(close);
+                check_quoted_number(page, i + 1, name, quoted,
+                                    linked ? linked : linked_example(line));
+            }
+            tick = close;
+        }
     }
 }
 
@@ -812,9 +1086,77 @@ static void every_line_link_points_at_lines_holding_the_names_it_shows(void **st
     check_every_page(check_line_links);
 }
 
+static void every_link_to_a_heading_finds_it(void **state) {
+    (void)state;
+    check_every_page(check_anchor_links);
+}
+
 static void every_sequence_diagram_draws_only_calls_its_code_makes(void **state) {
     (void)state;
     check_every_page(check_diagrams);
+}
+
+static void every_c_block_compiles_as_a_whole_file(void **state) {
+    (void)state;
+    blocks_compiled = 0;
+    check_every_page(check_code_blocks);
+    if (blocks_compiled < MIN_CODE_BLOCKS)
+        fail_msg("only %d ```c blocks found in README.md and docs/ (at least %d)", blocks_compiled,
+                 MIN_CODE_BLOCKS);
+}
+
+/* In each block of recipes.md, drop the first ';' that ends a line of code: it must no longer
+ * compile. */
+static void a_recipe_with_one_character_removed_fails_to_compile(void **state) {
+    (void)state;
+    struct page page = page_of("docs/recipes.md", read_whole_file("docs/recipes.md"));
+    int tried = 0;
+    quiet = true;
+    for (int open = 0, end; next_block(&page, "c", &open, &end); open = end + 1) {
+        char *semicolon = NULL;
+        for (int i = open + 1; i < end && semicolon == NULL; i++) {
+            const struct line *line = &page.lines[i];
+            const char *code = line->text + strspn(line->text, " ");
+            if (line->length > 0 && line->text[line->length - 1] == ';' && *code != '*' &&
+                *code != '/')
+                semicolon = page.text + (line->text - page.text) + line->length - 1;
+        }
+        if (semicolon == NULL)
+            continue;
+        *semicolon = ' ';
+        problems = 0;
+        bool compiled = block_compiles(&page, open, end);
+        *semicolon = ';';
+        tried++;
+        if (compiled || problems != 1)
+            fail_msg("docs/recipes.md:%d: still compiles without its ';'", open + 1);
+    }
+    quiet = false;
+    assert_true(tried > 0);
+    free(page.text);
+    free(page.lines);
+}
+
+static void every_constant_quoted_with_its_value_has_that_value_in_the_code(void **state) {
+    (void)state;
+    check_every_page(check_numbers);
+}
+
+/* A made-up page that quotes two values wrongly and one rightly: two problems. */
+static void a_wrong_quoted_value_is_found(void **state) {
+    (void)state;
+    char text[] =
+        "Streams move `BUFFER_SIZE` (16 KiB) at a time "
+        "([x](../examples/tcp_server.c#L1)).\n"
+        "Clients wait in `PENDING_SIZE` (4 KiB), a datagram holds `MAX_DATAGRAM` (65,506) "
+        "([y](../examples/udp_sender.c#L26)).\n";
+    struct page page = page_of("docs/made-up.md", text);
+    quiet = true;
+    problems = 0;
+    check_numbers(&page);
+    quiet = false;
+    free(page.lines);
+    assert_int_equal(problems, 2);
 }
 
 static int tear_down(void **state) {
@@ -833,7 +1175,12 @@ int main(void) {
         TEST(every_transcript_shows_exactly_what_its_commands_print),
         TEST(a_transcript_changed_by_one_character_fails),
         TEST(every_line_link_points_at_lines_holding_the_names_it_shows),
+        TEST(every_link_to_a_heading_finds_it),
         TEST(every_sequence_diagram_draws_only_calls_its_code_makes),
+        TEST(every_c_block_compiles_as_a_whole_file),
+        TEST(a_recipe_with_one_character_removed_fails_to_compile),
+        TEST(every_constant_quoted_with_its_value_has_that_value_in_the_code),
+        TEST(a_wrong_quoted_value_is_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
