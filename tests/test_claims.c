@@ -1122,6 +1122,80 @@ static void receive_buffer_is_capped_at_rmem_max_and_then_doubled(void **state) 
 #endif
 }
 
+/* ---- Claim 16 [datagram]: the largest UDP payload, and MSG_TRUNC's real length ---- */
+
+/* The largest datagram payload: what the 16-bit length fields leave once the headers are
+ * counted. IPv4's total length counts its own header; IPv6's payload length does not. */
+enum {
+    LENGTH_FIELD_MAX = 65535,
+    UDP_HEADER = 8,
+    IPV4_HEADER = 20,                                           /* without options */
+    MAX_UDP_IPV4 = LENGTH_FIELD_MAX - IPV4_HEADER - UDP_HEADER, /* 65,507 */
+    MAX_UDP_IPV6 = LENGTH_FIELD_MAX - UDP_HEADER,               /* 65,527 */
+};
+
+/* Send a datagram of `size` bytes from a new socket of `family` to the receiver at address;
+ * returns what sendto returned, with errno. */
+static ssize_t send_datagram_of(int family, size_t size, const struct sockaddr *address,
+                                socklen_t length) {
+    static char payload[MAX_UDP_IPV6 + 1];
+    int sock = socket(family, SOCK_DGRAM, 0);
+    assert_int_not_equal(sock, -1);
+    ssize_t sent = sendto(sock, payload, size, 0, address, length);
+    int error = errno;
+    close(sock);
+    errno = error;
+    return sent;
+}
+
+static void largest_datagram_is_65507_bytes_over_ipv4_and_65527_over_ipv6(void **state) {
+    (void)state;
+    char buffer[BUFFER_SIZE]; /* the tutorial's 1024 bytes */
+    struct sockaddr_in address;
+    int receiver = bound_socket(SOCK_DGRAM, &address);
+    const struct sockaddr *to = (const struct sockaddr *)&address;
+    ssize_t largest = send_datagram_of(AF_INET, MAX_UDP_IPV4, to, sizeof address);
+    ssize_t too_large = send_datagram_of(AF_INET, MAX_UDP_IPV4 + 1, to, sizeof address);
+    int too_large_errno = errno;
+    assert_true(readable_within(receiver, TIME_LIMIT_MS));
+    struct pollfd nothing_else = {.fd = receiver, .events = POLLIN};
+#if defined(__linux__)
+    /* Linux: with MSG_TRUNC, recv returns the datagram's real length, though it kept 1024. */
+    ssize_t real_length = recv(receiver, buffer, sizeof buffer, MSG_TRUNC);
+#else
+    ssize_t real_length = MAX_UDP_IPV4;
+    assert_int_equal(recv(receiver, buffer, sizeof buffer, 0), sizeof buffer);
+#endif
+    int others = poll(&nothing_else, 1, 0);
+    close(receiver);
+
+    assert_int_equal(largest, MAX_UDP_IPV4);
+    assert_int_equal(too_large, -1);
+    assert_errno_equal(too_large_errno, EMSGSIZE);
+    assert_int_equal(real_length, MAX_UDP_IPV4);
+    assert_int_equal(others, 0); /* the datagram that was too large never left */
+
+    /* IPv6 over ::1, where the machine has it. */
+    int receiver6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    struct sockaddr_in6 address6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    socklen_t length6 = sizeof address6;
+    if (receiver6 == -1 || bind(receiver6, (struct sockaddr *)&address6, length6) == -1) {
+        if (receiver6 != -1)
+            close(receiver6);
+        print_error("no IPv6 on loopback here: only the IPv4 limit was checked\n");
+        return;
+    }
+    assert_int_equal(getsockname(receiver6, (struct sockaddr *)&address6, &length6), 0);
+    to = (const struct sockaddr *)&address6;
+    ssize_t largest6 = send_datagram_of(AF_INET6, MAX_UDP_IPV6, to, length6);
+    ssize_t too_large6 = send_datagram_of(AF_INET6, MAX_UDP_IPV6 + 1, to, length6);
+    int too_large6_errno = errno;
+    close(receiver6);
+    assert_int_equal(largest6, MAX_UDP_IPV6);
+    assert_int_equal(too_large6, -1);
+    assert_errno_equal(too_large6_errno, EMSGSIZE);
+}
+
 int main(void) {
     /* Every wait above has a time limit. A bug that loops without waiting meets this one:
      * after CPU_LIMIT_S seconds of CPU time the kernel ends the run with SIGXCPU. */
@@ -1150,6 +1224,7 @@ int main(void) {
         cmocka_unit_test(refused_datagram_reaches_only_a_connected_socket_or_ip_recverr),
         cmocka_unit_test(listen_backlog_bounds_the_connections_waiting_for_accept),
         cmocka_unit_test(receive_buffer_is_capped_at_rmem_max_and_then_doubled),
+        cmocka_unit_test(largest_datagram_is_65507_bytes_over_ipv4_and_65527_over_ipv6),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
