@@ -96,3 +96,14 @@ int count_lines(const struct output *output, const char *line) {
     }
     return count;
 }
+
+const char *server_of(void **state) {
+    const char *server = *state;
+#ifndef __linux__
+    if (strcmp(server, "epoll_server") == 0) {
+        print_message("epoll_server: epoll is Linux only; test skipped\n");
+        skip();
+    }
+#endif
+    return server;
+}

@@ -39,6 +39,14 @@ const char *ready_port(struct process *server);
 /* How many lines of the output are exactly `line` (NULL: how many lines in all). */
 int count_lines(const struct output *output, const char *line);
 
+/* A test that runs once per event server has the server's name as its state (PER_SERVER, in
+ * a file that has a tear_down). epoll is Linux only: elsewhere its runs are skipped. */
+const char *server_of(void **state);
+#define PER_SERVER(test)                                                                \
+    cmocka_unit_test_prestate_setup_teardown(test, NULL, tear_down, "select_server"),   \
+        cmocka_unit_test_prestate_setup_teardown(test, NULL, tear_down, "poll_server"), \
+        cmocka_unit_test_prestate_setup_teardown(test, NULL, tear_down, "epoll_server")
+
 /* Finish the process and fail unless it exited with this status. */
 #define assert_exit(process, status) \
     check_exit(process, status, slow(FINISH_TIMEOUT_MS), __FILE__, __LINE__)

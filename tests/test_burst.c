@@ -167,18 +167,6 @@ static int tear_down(void **state) {
     return 0;
 }
 
-/* Each test below runs once per event server: its state is the server's name. */
-static const char *server_of(void **state) {
-    const char *server = *state;
-#ifndef __linux__
-    if (strcmp(server, "epoll_server") == 0) {
-        print_message("epoll_server: epoll is Linux only; test skipped\n");
-        skip();
-    }
-#endif
-    return server;
-}
-
 /* ---- a burst of clients ---- */
 
 static void greets_every_client_of_a_burst_of_1000_connecting_at_once(void **state) {
@@ -283,11 +271,6 @@ static void accepts_again_when_descriptors_free_up_with_no_client_connected(void
                                     name, port, name, name));
 #endif
 }
-
-#define PER_SERVER(test)                                                                \
-    cmocka_unit_test_prestate_setup_teardown(test, NULL, tear_down, "select_server"),   \
-        cmocka_unit_test_prestate_setup_teardown(test, NULL, tear_down, "poll_server"), \
-        cmocka_unit_test_prestate_setup_teardown(test, NULL, tear_down, "epoll_server")
 
 int main(void) {
     const struct CMUnitTest tests[] = {

@@ -54,21 +54,7 @@ enum {
 
 static char echo_load[4096]; /* the load generator's path: next to this test's binary */
 
-/* ---- assertions: each failure says what was expected and what came ---- */
-
 /* ---- plumbing ---- */
-
-/* Each test runs once per server: its state is the server's name. epoll is Linux only. */
-static const char *server_of(void **state) {
-    const char *server = *state;
-#ifndef __linux__
-    if (strcmp(server, "epoll_server") == 0) {
-        print_message("epoll_server: epoll is Linux only; test skipped\n");
-        skip();
-    }
-#endif
-    return server;
-}
 
 static int hog = -1; /* the test's own raw client, closed by tear_down */
 
