@@ -32,16 +32,15 @@
 #undef fail /* cmocka's fail() macro would hide the header's fail(); we use its asserts only */
 
 #include "../examples/socket_helpers.h"
+#include "ticks.h"
 
 enum {
     TIME_LIMIT_S = 5,        /* the longest a test waits for anything */
     CHILD_TIME_LIMIT_S = 10, /* alarm() ends a child that outlives its test */
     CPU_LIMIT_S = 10,        /* ends a run stuck in a loop that never waits */
     TICK_US = 20000,         /* a SIGALRM every 20 ms */
-    NO_WAKE = 0,             /* the tick handler only counts */
     WAKE_TICK = 3,           /* the tick that brings what the interrupted call waits for */
     OUTPUT_SIZE = 512,
-    ENDING_SIZE = 64,
     RETURNED = 99, /* the exit code of a child whose die, fail or usage_error came back */
 };
 
@@ -60,83 +59,9 @@ static void make_socket_pair(int pair[2]) {
 
 static void make_pipe(int ends[2]) { assert_int_equal(pipe(ends), 0); }
 
-/* The time TIME_LIMIT_S from now, on a clock that only goes forward. */
-static struct timespec time_limit_from_now(void) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += TIME_LIMIT_S;
-    return deadline;
-}
-
-static int milliseconds_until(struct timespec deadline) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long left =
-        (deadline.tv_sec - now.tv_sec) * 1000LL + (deadline.tv_nsec - now.tv_nsec) / 1000000;
-    return left > 0 ? (int)left : 0;
-}
-
-/* Wait until `fd` has something to read (or its end) or `deadline` passes. */
-static bool readable_before(int fd, struct timespec deadline) {
-    struct pollfd wanted = {.fd = fd, .events = POLLIN};
-    int ready;
-    do
-        ready = poll(&wanted, 1, milliseconds_until(deadline));
-    while (ready == -1 && errno == EINTR);
-    return ready == 1;
-}
-
-/* Ticks: SIGALRM at a steady rate, counted by on_tick. On tick `wake_tick` the handler also
- * runs wake_action(wake_fd), which brings what the interrupted call is waiting for. A
- * handler may only make async-signal-safe calls: write is. */
-static volatile sig_atomic_t ticks;
-static volatile sig_atomic_t wake_tick;
-static volatile sig_atomic_t wake_fd = -1;
-static void (*wake_action)(int fd);
-static struct sigaction saved_alarm_action;
-
-static void on_tick(int signal_number) {
-    int saved_errno = errno; /* the interrupted code may read errno next */
-    (void)signal_number;
-    ticks++;
-    if (ticks == wake_tick)
-        wake_action(wake_fd);
-    errno = saved_errno;
-}
-
 static void write_one_byte(int fd) {
     ssize_t written = write(fd, "!", 1);
     (void)written;
-}
-
-/* Send this process SIGALRM every `interval_us` microseconds. The handler is installed
- * without SA_RESTART, so each signal makes a blocked call fail with EINTR (or return what it
- * has moved so far). On tick `wake_on` (NO_WAKE: never) it runs action(fd). */
-static void start_ticking(long interval_us, int wake_on, void (*action)(int fd), int fd) {
-    ticks = 0;
-    wake_tick = wake_on;
-    wake_action = action;
-    wake_fd = fd;
-    struct sigaction tick_action = {.sa_handler = on_tick, .sa_flags = 0};
-    sigemptyset(&tick_action.sa_mask);
-    if (sigaction(SIGALRM, &tick_action, &saved_alarm_action) == -1)
-        die("sigaction");
-    struct itimerval every = {{0, interval_us}, {0, interval_us}};
-    if (setitimer(ITIMER_REAL, &every, NULL) == -1)
-        die("setitimer");
-}
-
-/* Stop the ticks. A tick may already be pending: ignoring SIGALRM discards it (POSIX),
- * before the old action (the default: end the process) comes back. */
-static void stop_ticking(void) {
-    struct itimerval never = {{0, 0}, {0, 0}};
-    if (setitimer(ITIMER_REAL, &never, NULL) == -1)
-        die("setitimer");
-    struct sigaction ignore = {.sa_handler = SIG_IGN};
-    sigemptyset(&ignore.sa_mask);
-    if (sigaction(SIGALRM, &ignore, NULL) == -1 ||
-        sigaction(SIGALRM, &saved_alarm_action, NULL) == -1)
-        die("sigaction");
 }
 
 /* A child process, its stderr collected through a pipe. `ending` says how it ended:
@@ -147,14 +72,6 @@ struct child {
     char output[OUTPUT_SIZE];
     char ending[ENDING_SIZE];
 };
-
-/* The ending finish_child reports for a child killed by `signal_number`. */
-static const char *killed_by(int signal_number) {
-    static char ending[ENDING_SIZE];
-    snprintf(ending, sizeof ending, "killed by signal %d (%s)", signal_number,
-             strsignal(signal_number));
-    return ending;
-}
 
 /* fork, with the child's stderr going to a pipe that finish_child reads. Returns 0 in the
  * child, which must end with exit or _exit and make no cmocka assertion: those belong to the
@@ -180,7 +97,7 @@ static pid_t start_child(struct child *child) {
 /* Collect the child's stderr until the pipe closes, which it does when the child exits, and
  * reap the child. If TIME_LIMIT_S passes first, kill it and report "timed out". */
 static void finish_child(struct child *child) {
-    struct timespec deadline = time_limit_from_now();
+    struct timespec deadline = time_limit_from_now(TIME_LIMIT_S);
     size_t filled = 0;
     bool closed = false;
     while (!closed && readable_before(child->error_output, deadline)) {

@@ -48,12 +48,13 @@ static ssize_t fake_send(int sock, const void *data, size_t size, int flags);
 #undef main
 #undef send
 
+#include "ticks.h"
+
 enum {
     TIME_LIMIT_S = 5,        /* the longest a test waits for anything */
     CHILD_TIME_LIMIT_S = 10, /* alarm() ends a child that outlives its test */
     CPU_LIMIT_S = 10,        /* ends a run stuck in a loop that never waits */
     TICK_US = 20000,         /* a SIGALRM every 20 ms */
-    NO_WAKE = 0,             /* the tick handler only counts */
     ROOM_TICK = 5,           /* the tick that makes room in a full accept queue */
     STINGY_SEND_BYTES = 3,   /* the most the fake send takes at once, when told to */
     MESSAGE_SIZE = 101,
@@ -61,7 +62,6 @@ enum {
     LARGE_TRANSFER_SIZE = 4 << 20,
     READ_SIZE = 65536, /* the most receive_all asks for at once */
     OUTPUT_SIZE = 512,
-    ENDING_SIZE = 64,
     PORT_SIZE = sizeof "65535",
 };
 
@@ -139,36 +139,10 @@ static void fill_pattern(char *buffer, size_t size) {
 
 static void make_pipe(int ends[2]) { assert_int_equal(pipe(ends), 0); }
 
-/* The time TIME_LIMIT_S from now, on a clock that only goes forward. */
-static struct timespec time_limit_from_now(void) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += TIME_LIMIT_S;
-    return deadline;
-}
-
-static int milliseconds_until(struct timespec deadline) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long left =
-        (deadline.tv_sec - now.tv_sec) * 1000LL + (deadline.tv_nsec - now.tv_nsec) / 1000000;
-    return left > 0 ? (int)left : 0;
-}
-
-/* Wait until `fd` has something to read (or its end) or `deadline` passes. */
-static bool readable_before(int fd, struct timespec deadline) {
-    struct pollfd wanted = {.fd = fd, .events = POLLIN};
-    int ready;
-    do
-        ready = poll(&wanted, 1, milliseconds_until(deadline));
-    while (ready == -1 && errno == EINTR);
-    return ready == 1;
-}
-
 /* Read from `fd` until end of stream, until `buffer` is full or until TIME_LIMIT_S passes.
  * Returns the bytes read: pass room for one byte more than expected, to catch any extra. */
 static size_t receive_all(int fd, char *buffer, size_t capacity) {
-    struct timespec deadline = time_limit_from_now();
+    struct timespec deadline = time_limit_from_now(TIME_LIMIT_S);
     size_t filled = 0;
     while (filled < capacity && readable_before(fd, deadline)) {
         size_t room = capacity - filled;
@@ -207,7 +181,7 @@ static void port_text(const struct sockaddr_in *address, char port[PORT_SIZE]) {
  * receives on the new socket give up after TIME_LIMIT_S too (EAGAIN), so a client that stops
  * reading or writing fails the test instead of hanging it. */
 static int accept_in_time(int listener) {
-    if (!readable_before(listener, time_limit_from_now()))
+    if (!readable_before(listener, time_limit_from_now(TIME_LIMIT_S)))
         return -1;
     int peer = accept(listener, NULL, NULL);
     struct timeval limit = {TIME_LIMIT_S, 0};
@@ -216,57 +190,8 @@ static int accept_in_time(int listener) {
     return peer;
 }
 
-/* Ticks: SIGALRM at a steady rate, counted by on_tick. On tick `wake_tick` the handler also
- * runs wake_action(wake_fd), which brings what the interrupted call is waiting for. A
- * handler may only make async-signal-safe calls: accept is. */
-static volatile sig_atomic_t ticks;
-static volatile sig_atomic_t wake_tick;
-static volatile sig_atomic_t wake_fd = -1;
-static void (*wake_action)(int fd);
 static volatile sig_atomic_t accepted_by_handler = -1;
-static struct sigaction saved_alarm_action;
-
-static void on_tick(int signal_number) {
-    int saved_errno = errno; /* the interrupted code may read errno next */
-    (void)signal_number;
-    ticks++;
-    if (ticks == wake_tick)
-        wake_action(wake_fd);
-    errno = saved_errno;
-}
-
 static void accept_one(int listener) { accepted_by_handler = accept(listener, NULL, NULL); }
-
-/* Send this process SIGALRM every `interval_us` microseconds. The handler is installed
- * without SA_RESTART, so each signal makes a blocked call fail with EINTR (or return what it
- * has moved so far). On tick `wake_on` (NO_WAKE: never) it runs action(fd). Children call this
- * too, so a failure ends the process with die() rather than a cmocka assertion. */
-static void start_ticking(long interval_us, int wake_on, void (*action)(int fd), int fd) {
-    ticks = 0;
-    wake_tick = wake_on;
-    wake_action = action;
-    wake_fd = fd;
-    struct sigaction tick_action = {.sa_handler = on_tick, .sa_flags = 0};
-    sigemptyset(&tick_action.sa_mask);
-    if (sigaction(SIGALRM, &tick_action, &saved_alarm_action) == -1)
-        die("sigaction");
-    struct itimerval every = {{0, interval_us}, {0, interval_us}};
-    if (setitimer(ITIMER_REAL, &every, NULL) == -1)
-        die("setitimer");
-}
-
-/* Stop the ticks. A tick may already be pending: ignoring SIGALRM discards it (POSIX),
- * before the old action (the default: end the process) comes back. */
-static void stop_ticking(void) {
-    struct itimerval never = {{0, 0}, {0, 0}};
-    if (setitimer(ITIMER_REAL, &never, NULL) == -1)
-        die("setitimer");
-    struct sigaction ignore = {.sa_handler = SIG_IGN};
-    sigemptyset(&ignore.sa_mask);
-    if (sigaction(SIGALRM, &ignore, NULL) == -1 ||
-        sigaction(SIGALRM, &saved_alarm_action, NULL) == -1)
-        die("sigaction");
-}
 
 /* A child process. Its stderr is collected through a pipe into `output`, its stdout into a
  * temporary file (a pipe nobody reads meanwhile would fill up and stop it) that finish_child
@@ -281,14 +206,6 @@ struct child {
     size_t printed_length;
     char ending[ENDING_SIZE];
 };
-
-/* The ending finish_child reports for a child killed by `signal_number`. */
-static const char *killed_by(int signal_number) {
-    static char ending[ENDING_SIZE];
-    snprintf(ending, sizeof ending, "killed by signal %d (%s)", signal_number,
-             strsignal(signal_number));
-    return ending;
-}
 
 /* fork, with the child's stderr going to a pipe and its stdout to a file, which finish_child
  * reads. Returns 0 in the child, which must end with exit or _exit and make no cmocka
@@ -320,7 +237,7 @@ static pid_t start_child(struct child *child) {
  * reap the child. If TIME_LIMIT_S passes first, kill it and report "timed out". Then read
  * what it printed on stdout. */
 static void finish_child(struct child *child) {
-    struct timespec deadline = time_limit_from_now();
+    struct timespec deadline = time_limit_from_now(TIME_LIMIT_S);
     size_t filled = 0;
     bool closed = false;
     while (!closed && readable_before(child->error_output, deadline)) {
@@ -446,7 +363,7 @@ tcp_client_send_loop_delivers_megabytes_through_signals_and_a_full_buffer(void *
     close(go[1]);
     int peer = accept_in_time(listener);
     shutdown(peer, SHUT_WR);
-    readable_before(go[0], time_limit_from_now());
+    readable_before(go[0], time_limit_from_now(TIME_LIMIT_S));
     size_t received_size = receive_all(peer, received_bytes, LARGE_TRANSFER_SIZE + 1);
     close(peer);
     close(listener);
@@ -656,7 +573,7 @@ static void tcp_client_connect_retry_survives_signals_while_the_handshake_waits(
      * the SYN sent again finds room. */
     int first = socket(AF_INET, SOCK_STREAM, 0);
     assert_int_equal(connect(first, (struct sockaddr *)&address, sizeof address), 0);
-    assert_true(readable_before(listener, time_limit_from_now()));
+    assert_true(readable_before(listener, time_limit_from_now(TIME_LIMIT_S)));
     int client = socket(AF_INET, SOCK_STREAM, 0);
     assert_int_not_equal(client, -1);
 
