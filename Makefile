@@ -16,7 +16,7 @@ $(info epoll_server skipped: epoll is Linux only; use poll_server)
 endif
 BINARIES  = $(PROGRAMS:%=$(BIN)/%)
 HARNESS   = tests/harness.c tests/harness.h
-CHECKS    = tests/checks.c tests/checks.h
+CHECKS    = tests/checks.c tests/checks.h tests/children.h tests/ticks.h
 TESTS     = $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
 LOAD      = $(BUILD)/echo_load
 SOURCES   = $(PROGRAMS:%=examples/%.c)

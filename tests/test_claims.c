@@ -41,12 +41,12 @@
 #include <cmocka.h> /* needs setjmp.h, stdarg.h, stddef.h and stdint.h first */
 
 #include "checks.h"
+#include "children.h"
 
 enum {
     TIME_LIMIT_MS = 5000,          /* the longest a test waits for something that should happen */
     SHORT_TIMEOUT_MS = 100,        /* the timeouts of claims 8, 9 and 13; and how long claim 14
                                       watches for a connection that should not complete */
-    CHILD_TIME_LIMIT_S = 10,       /* alarm() ends a child that outlives its test */
     CPU_LIMIT_S = 10,              /* ends a run stuck in a loop that never waits */
     TICK_US = 20000,               /* claim 7: a SIGALRM every 20 ms */
     WAKE_TICK = 3,                 /* claim 7: the tick whose handler sends what recv waits for */
@@ -64,18 +64,8 @@ enum {
     TRADITIONAL_PORT_START = 1024, /* where ports anyone may bind begin, traditionally */
     NOBODY_ID = 65534,             /* uid and gid of "nobody" if the password file has none */
     OUTPUT_SIZE = 512,
-    ENDING_SIZE = 64,
     IDENTITY_SIZE = 128,
 };
-
-/* Compare errno values by their messages, so that a failure reads
- * "Broken pipe" != "Connection refused" rather than two numbers. */
-#define assert_errno_equal(actual, expected)                                     \
-    do {                                                                         \
-        char actual_message[128];                                                \
-        snprintf(actual_message, sizeof actual_message, "%s", strerror(actual)); \
-        assert_string_equal(actual_message, strerror(expected));                 \
-    } while (0)
 
 /* errno, with EWOULDBLOCK reported as EAGAIN: POSIX allows either (Linux: the same value). */
 static int eagain_or_errno(void) { return errno == EWOULDBLOCK ? EAGAIN : errno; }
@@ -193,66 +183,6 @@ static ssize_t send_datagram(int sock, const char *data, size_t size,
 
 /* ---- children ---- */
 
-/* A child process, its stderr collected through a pipe. `ending` says how it ended:
- * "exit 0", "killed by signal 13 (Broken pipe)", or "timed out" if we had to kill it. */
-struct child {
-    pid_t pid;
-    int error_output;
-    char output[OUTPUT_SIZE];
-    char ending[ENDING_SIZE];
-};
-
-/* fork, with the child's stderr going to a pipe that finish_child reads. Returns 0 in the
- * child, which must end with _exit and make no cmocka assertion (those belong to the parent,
- * and a failing one would go on to run the other tests in the child). */
-static pid_t start_child(struct child *child) {
-    int error_pipe[2];
-    assert_int_equal(pipe(error_pipe), 0);
-    fflush(NULL); /* or the child would print the parent's pending output again */
-    pid_t pid = fork();
-    assert_int_not_equal(pid, -1);
-    if (pid == 0) {
-        dup2(error_pipe[1], STDERR_FILENO);
-        close(error_pipe[0]);
-        close(error_pipe[1]);
-        alarm(CHILD_TIME_LIMIT_S); /* in case the parent is no longer there to kill it */
-        return 0;
-    }
-    close(error_pipe[1]);
-    *child = (struct child){.pid = pid, .error_output = error_pipe[0]};
-    return pid;
-}
-
-/* Collect the child's stderr until the pipe closes, which it does when the child exits, and
- * reap the child. If TIME_LIMIT_MS passes first, kill it and report "timed out". */
-static void finish_child(struct child *child) {
-    struct timespec start = now();
-    size_t filled = 0;
-    bool closed = false;
-    while (!closed &&
-           readable_within(child->error_output, (int)(TIME_LIMIT_MS - milliseconds_since(start)))) {
-        char chunk[OUTPUT_SIZE];
-        ssize_t bytes_read = read(child->error_output, chunk, sizeof chunk);
-        closed = bytes_read <= 0;
-        size_t room = sizeof child->output - 1 - filled;
-        size_t kept = closed ? 0 : (size_t)bytes_read < room ? (size_t)bytes_read : room;
-        memcpy(child->output + filled, chunk, kept);
-        filled += kept;
-    }
-    child->output[filled] = '\0';
-    close(child->error_output);
-    if (!closed)
-        kill(child->pid, SIGKILL);
-    int status;
-    assert_int_equal(waitpid(child->pid, &status, 0), child->pid);
-    if (!closed)
-        snprintf(child->ending, sizeof child->ending, "timed out");
-    else if (WIFEXITED(status))
-        snprintf(child->ending, sizeof child->ending, "exit %d", WEXITSTATUS(status));
-    else
-        snprintf(child->ending, sizeof child->ending, "%s", killed_by(WTERMSIG(status)));
-}
-
 /* The ids of "nobody", to which a child running as root drops its privileges. */
 static void nobody_ids(uid_t *uid, gid_t *gid) {
     const struct passwd *nobody = getpwnam("nobody");
@@ -283,7 +213,7 @@ static void stream_receive_may_return_part_of_one_send_or_join_two_sends(void **
 
     /* The child sends it all in one call, which returns once the kernel has taken it all. */
     struct child child;
-    if (start_child(&child) == 0) {
+    if (start_child(&child, false) == 0) {
         close(receiver);
         ssize_t bytes_sent = send(sender, sent, sizeof sent, 0);
         fprintf(stderr, "one send of %zd bytes\n", bytes_sent);
@@ -528,7 +458,7 @@ static void send_to_a_closed_peer_fails_with_epipe_or_dies_of_sigpipe_unless_ign
     struct child ignoring, defaulting;
 
     int sock = connection_to_a_closed_peer();
-    if (start_child(&ignoring) == 0) {
+    if (start_child(&ignoring, false) == 0) {
         signal(SIGPIPE, SIG_IGN);
         send_and_report(sock);
     }
@@ -537,7 +467,7 @@ static void send_to_a_closed_peer_fails_with_epipe_or_dies_of_sigpipe_unless_ign
 
     /* SIGPIPE's default action ends the process, before send can return. */
     sock = connection_to_a_closed_peer();
-    if (start_child(&defaulting) == 0) {
+    if (start_child(&defaulting, false) == 0) {
         signal(SIGPIPE, SIG_DFL);
         send_and_report(sock);
     }
@@ -603,7 +533,7 @@ static void signal_makes_receive_fail_with_eintr_unless_sa_restart_retries_it(vo
         int receiver = bound_socket(SOCK_DGRAM, &tick_goal);
         tick_sender = bound_socket(SOCK_DGRAM, &sender_address);
         struct child *child = run == 0 ? &without_restart : &with_restart;
-        if (start_child(child) == 0)
+        if (start_child(child, false) == 0)
             receive_through_ticks_and_report(receiver, run == 0 ? 0 : SA_RESTART);
         close(receiver);
         close(tick_sender);
@@ -828,7 +758,7 @@ static void binding_a_port_below_1024_needs_privilege(void **state) {
     gid_t gid;
     nobody_ids(&uid, &gid);
     struct child child;
-    if (start_child(&child) == 0) {
+    if (start_child(&child, false) == 0) {
         become(uid, gid);
         int privileged = bind_error(PRIVILEGED_PORT);
         int ephemeral = bind_error(0);
@@ -907,7 +837,7 @@ static void unix_socket_tells_the_server_who_the_peer_is_and_an_ip_socket_cannot
         assert_int_equal(chmod(address.sun_path, 0777), 0);
     }
     struct child child;
-    if (start_child(&child) == 0) {
+    if (start_child(&child, false) == 0) {
         close(listener);
         if (become_nobody)
             become(uid, gid);

@@ -32,26 +32,15 @@
 #undef fail /* cmocka's fail() macro would hide the header's fail(); we use its asserts only */
 
 #include "../examples/socket_helpers.h"
+#include "children.h"
 #include "ticks.h"
 
 enum {
-    TIME_LIMIT_S = 5,        /* the longest a test waits for anything */
-    CHILD_TIME_LIMIT_S = 10, /* alarm() ends a child that outlives its test */
-    CPU_LIMIT_S = 10,        /* ends a run stuck in a loop that never waits */
-    TICK_US = 20000,         /* a SIGALRM every 20 ms */
-    WAKE_TICK = 3,           /* the tick that brings what the interrupted call waits for */
-    OUTPUT_SIZE = 512,
-    RETURNED = 99, /* the exit code of a child whose die, fail or usage_error came back */
+    CPU_LIMIT_S = 10, /* ends a run stuck in a loop that never waits */
+    TICK_US = 20000,  /* a SIGALRM every 20 ms */
+    WAKE_TICK = 3,    /* the tick that brings what the interrupted call waits for */
+    RETURNED = 99,    /* the exit code of a child whose die, fail or usage_error came back */
 };
-
-/* Compare errno values by their messages, so that a failure reads
- * "Broken pipe" != "Connection refused" rather than two numbers. */
-#define assert_errno_equal(actual, expected)                                     \
-    do {                                                                         \
-        char actual_message[128];                                                \
-        snprintf(actual_message, sizeof actual_message, "%s", strerror(actual)); \
-        assert_string_equal(actual_message, strerror(expected));                 \
-    } while (0)
 
 static void make_socket_pair(int pair[2]) {
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
@@ -62,65 +51,6 @@ static void make_pipe(int ends[2]) { assert_int_equal(pipe(ends), 0); }
 static void write_one_byte(int fd) {
     ssize_t written = write(fd, "!", 1);
     (void)written;
-}
-
-/* A child process, its stderr collected through a pipe. `ending` says how it ended:
- * "exit 1", "killed by signal 13 (Broken pipe)", or "timed out" if we had to kill it. */
-struct child {
-    pid_t pid;
-    int error_output;
-    char output[OUTPUT_SIZE];
-    char ending[ENDING_SIZE];
-};
-
-/* fork, with the child's stderr going to a pipe that finish_child reads. Returns 0 in the
- * child, which must end with exit or _exit and make no cmocka assertion: those belong to the
- * parent. Call finish_child before asserting anything in the parent. */
-static pid_t start_child(struct child *child) {
-    int error_pipe[2];
-    make_pipe(error_pipe);
-    fflush(NULL); /* or the child would print the parent's pending output again at exit */
-    pid_t pid = fork();
-    assert_int_not_equal(pid, -1);
-    if (pid == 0) {
-        dup2(error_pipe[1], STDERR_FILENO);
-        close(error_pipe[0]);
-        close(error_pipe[1]);
-        alarm(CHILD_TIME_LIMIT_S); /* in case the parent is no longer there to kill it */
-        return 0;
-    }
-    close(error_pipe[1]);
-    *child = (struct child){.pid = pid, .error_output = error_pipe[0]};
-    return pid;
-}
-
-/* Collect the child's stderr until the pipe closes, which it does when the child exits, and
- * reap the child. If TIME_LIMIT_S passes first, kill it and report "timed out". */
-static void finish_child(struct child *child) {
-    struct timespec deadline = time_limit_from_now(TIME_LIMIT_S);
-    size_t filled = 0;
-    bool closed = false;
-    while (!closed && readable_before(child->error_output, deadline)) {
-        char chunk[OUTPUT_SIZE];
-        ssize_t bytes_read = read(child->error_output, chunk, sizeof chunk);
-        closed = bytes_read <= 0;
-        size_t room = sizeof child->output - 1 - filled;
-        size_t kept = closed ? 0 : (size_t)bytes_read < room ? (size_t)bytes_read : room;
-        memcpy(child->output + filled, chunk, kept);
-        filled += kept;
-    }
-    child->output[filled] = '\0';
-    close(child->error_output);
-    if (!closed)
-        kill(child->pid, SIGKILL);
-    int status;
-    assert_int_equal(waitpid(child->pid, &status, 0), child->pid);
-    if (!closed)
-        snprintf(child->ending, sizeof child->ending, "timed out");
-    else if (WIFEXITED(status))
-        snprintf(child->ending, sizeof child->ending, "exit %d", WEXITSTATUS(status));
-    else
-        snprintf(child->ending, sizeof child->ending, "%s", killed_by(WTERMSIG(status)));
 }
 
 /* In a child: send one byte to a peer that has closed its end, report, and exit. */
@@ -197,7 +127,7 @@ static void retry_on_eintr_keeps_a_read_going_through_signals(void **state) {
 static void send_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored(void **state) {
     (void)state;
     struct child child;
-    if (start_child(&child) == 0) {
+    if (start_child(&child, false) == 0) {
         ignore_sigpipe();
         send_to_a_closed_peer_and_report();
     }
@@ -210,7 +140,7 @@ static void send_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored(void 
 static void send_to_a_closed_peer_kills_a_process_that_keeps_sigpipe(void **state) {
     (void)state;
     struct child child;
-    if (start_child(&child) == 0) {
+    if (start_child(&child, false) == 0) {
         signal(SIGPIPE, SIG_DFL); /* as a program starts, whatever ran these tests */
         send_to_a_closed_peer_and_report();
     }
@@ -225,7 +155,7 @@ static void send_to_a_closed_peer_kills_a_process_that_keeps_sigpipe(void **stat
 static void die_prints_the_program_what_and_strerror_then_exits_1(void **state) {
     (void)state;
     struct child child;
-    if (start_child(&child) == 0) {
+    if (start_child(&child, false) == 0) {
         set_program_name("/some/dir/prog");
         errno = ECONNREFUSED;
         die("connect");
@@ -240,7 +170,7 @@ static void die_prints_the_program_what_and_strerror_then_exits_1(void **state) 
 static void fail_prints_the_program_what_and_why_then_exits_1(void **state) {
     (void)state;
     struct child child;
-    if (start_child(&child) == 0) {
+    if (start_child(&child, false) == 0) {
         set_program_name("/some/dir/prog");
         fail("what", "why");
         _exit(RETURNED);
@@ -254,7 +184,7 @@ static void fail_prints_the_program_what_and_why_then_exits_1(void **state) {
 static void usage_error_prints_the_program_and_message_then_exits_2(void **state) {
     (void)state;
     struct child child;
-    if (start_child(&child) == 0) {
+    if (start_child(&child, false) == 0) {
         set_program_name("/some/dir/prog");
         usage_error("bad port");
         _exit(RETURNED);

@@ -31,16 +31,8 @@
 
 #define main udp_receiver_main
 #include "../examples/udp_receiver.c"
+#include "children.h"
 #undef main
-
-/* Compare errno values by their messages, so that a failure reads
- * "Message too long" != "Bad file descriptor" rather than two numbers. */
-#define assert_errno_equal(actual, expected)                                     \
-    do {                                                                         \
-        char actual_message[128];                                                \
-        snprintf(actual_message, sizeof actual_message, "%s", strerror(actual)); \
-        assert_string_equal(actual_message, strerror(expected));                 \
-    } while (0)
 
 static void make_pipe(int ends[2]) { assert_int_equal(pipe(ends), 0); }
 

@@ -48,15 +48,15 @@ static ssize_t fake_send(int sock, const void *data, size_t size, int flags);
 #undef main
 #undef send
 
+#include "children.h"
 #include "ticks.h"
 
 enum {
-    TIME_LIMIT_S = 5,        /* the longest a test waits for anything */
-    CHILD_TIME_LIMIT_S = 10, /* alarm() ends a child that outlives its test */
-    CPU_LIMIT_S = 10,        /* ends a run stuck in a loop that never waits */
-    TICK_US = 20000,         /* a SIGALRM every 20 ms */
-    ROOM_TICK = 5,           /* the tick that makes room in a full accept queue */
-    STINGY_SEND_BYTES = 3,   /* the most the fake send takes at once, when told to */
+    TIME_LIMIT_S = 5,      /* the longest a test waits for anything */
+    CPU_LIMIT_S = 10,      /* ends a run stuck in a loop that never waits */
+    TICK_US = 20000,       /* a SIGALRM every 20 ms */
+    ROOM_TICK = 5,         /* the tick that makes room in a full accept queue */
+    STINGY_SEND_BYTES = 3, /* the most the fake send takes at once, when told to */
     MESSAGE_SIZE = 101,
     PIPE_TRANSFER_SIZE = 1 << 20,
     LARGE_TRANSFER_SIZE = 4 << 20,
@@ -78,15 +78,6 @@ enum {
  * that move megabytes. */
 static char sent_bytes[LARGE_TRANSFER_SIZE + 1];
 static char received_bytes[LARGE_TRANSFER_SIZE + 1];
-
-/* Compare errno values by their messages, so that a failure reads
- * "Broken pipe" != "Connection refused" rather than two numbers. */
-#define assert_errno_equal(actual, expected)                                     \
-    do {                                                                         \
-        char actual_message[128];                                                \
-        snprintf(actual_message, sizeof actual_message, "%s", strerror(actual)); \
-        assert_string_equal(actual_message, strerror(expected));                 \
-    } while (0)
 
 /* fake_send: what tcp_client's send loops call here (see the #define above). It passes each
  * call on to the real send and counts the results. A test can make it take at most
@@ -193,87 +184,6 @@ static int accept_in_time(int listener) {
 static volatile sig_atomic_t accepted_by_handler = -1;
 static void accept_one(int listener) { accepted_by_handler = accept(listener, NULL, NULL); }
 
-/* A child process. Its stderr is collected through a pipe into `output`, its stdout into a
- * temporary file (a pipe nobody reads meanwhile would fill up and stop it) that finish_child
- * reads into `printed`. `ending` says how it ended: "exit 1", "killed by signal 13 (Broken
- * pipe)", or "timed out" if we had to kill it. */
-struct child {
-    pid_t pid;
-    int error_output;
-    FILE *printed_file;
-    char output[OUTPUT_SIZE];
-    char *printed; /* malloc'ed, with a '\0' after printed_length bytes */
-    size_t printed_length;
-    char ending[ENDING_SIZE];
-};
-
-/* fork, with the child's stderr going to a pipe and its stdout to a file, which finish_child
- * reads. Returns 0 in the child, which must end with exit or _exit and make no cmocka
- * assertion: those belong to the parent. Call finish_child before asserting anything in the
- * parent. */
-static pid_t start_child(struct child *child) {
-    int error_pipe[2];
-    make_pipe(error_pipe);
-    FILE *printed_file = tmpfile();
-    assert_non_null(printed_file);
-    fflush(NULL); /* or the child would print the parent's pending output again at exit */
-    pid_t pid = fork();
-    assert_int_not_equal(pid, -1);
-    if (pid == 0) {
-        dup2(error_pipe[1], STDERR_FILENO);
-        dup2(fileno(printed_file), STDOUT_FILENO);
-        close(error_pipe[0]);
-        close(error_pipe[1]);
-        alarm(CHILD_TIME_LIMIT_S); /* in case the parent is no longer there to kill it */
-        return 0;
-    }
-    close(error_pipe[1]);
-    *child =
-        (struct child){.pid = pid, .error_output = error_pipe[0], .printed_file = printed_file};
-    return pid;
-}
-
-/* Collect the child's stderr until the pipe closes, which it does when the child exits, and
- * reap the child. If TIME_LIMIT_S passes first, kill it and report "timed out". Then read
- * what it printed on stdout. */
-static void finish_child(struct child *child) {
-    struct timespec deadline = time_limit_from_now(TIME_LIMIT_S);
-    size_t filled = 0;
-    bool closed = false;
-    while (!closed && readable_before(child->error_output, deadline)) {
-        char chunk[OUTPUT_SIZE];
-        ssize_t bytes_read = read(child->error_output, chunk, sizeof chunk);
-        closed = bytes_read <= 0;
-        size_t room = sizeof child->output - 1 - filled;
-        size_t kept = closed ? 0 : (size_t)bytes_read < room ? (size_t)bytes_read : room;
-        memcpy(child->output + filled, chunk, kept);
-        filled += kept;
-    }
-    child->output[filled] = '\0';
-    close(child->error_output);
-    if (!closed)
-        kill(child->pid, SIGKILL);
-    int status;
-    assert_int_equal(waitpid(child->pid, &status, 0), child->pid);
-    if (!closed)
-        snprintf(child->ending, sizeof child->ending, "timed out");
-    else if (WIFEXITED(status))
-        snprintf(child->ending, sizeof child->ending, "exit %d", WEXITSTATUS(status));
-    else
-        snprintf(child->ending, sizeof child->ending, "%s", killed_by(WTERMSIG(status)));
-
-    struct stat printed_status;
-    assert_int_equal(fstat(fileno(child->printed_file), &printed_status), 0);
-    child->printed_length = (size_t)printed_status.st_size;
-    child->printed = malloc(child->printed_length + 1);
-    assert_non_null(child->printed);
-    rewind(child->printed_file);
-    assert_int_equal(fread(child->printed, 1, child->printed_length, child->printed_file),
-                     child->printed_length);
-    child->printed[child->printed_length] = '\0';
-    fclose(child->printed_file);
-}
-
 /* Fail unless the child printed exactly `before`, the `size` bytes of `data`, then `after`. */
 static void assert_printed(const struct child *child, const char *before, const char *data,
                            size_t size, const char *after) {
@@ -307,7 +217,7 @@ static void tcp_client_send_loop_survives_partial_writes_and_interruptions(void 
 
     /* Every other send fails with EINTR, and the others take at most 3 bytes. */
     struct child client;
-    if (start_child(&client) == 0) {
+    if (start_child(&client, true) == 0) {
         configure_fake_send(STINGY_SEND_BYTES, true, -1);
         int result = run_tcp_client(TCP_CLIENT("-p", port, "-m", message));
         fprintf(stderr, "tcp_client returned %d after %d sends\n", result, fake.calls);
@@ -349,7 +259,7 @@ tcp_client_send_loop_delivers_megabytes_through_signals_and_a_full_buffer(void *
      * cuts that send short; the next ones interrupt sends that moved nothing. Once it has
      * seen both, fake_send tells this process to start reading. */
     struct child client;
-    if (start_child(&client) == 0) {
+    if (start_child(&client, true) == 0) {
         close(go[0]);
         configure_fake_send(SIZE_MAX, false, go[1]);
         start_ticking(TICK_US, NO_WAKE, NULL, -1);
@@ -397,7 +307,7 @@ tcp_client_send_loop_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored(v
     assert_int_equal(listen(listener, 1), 0);
 
     struct child client;
-    if (start_child(&client) == 0)
+    if (start_child(&client, true) == 0)
         exit(run_tcp_client(TCP_CLIENT("-u", address.sun_path)));
     /* The server goes before it says a word: the client receives nothing, then replies. */
     int peer = accept_in_time(listener);
@@ -429,7 +339,7 @@ tcp_client_receive_loop_prints_exactly_what_arrived_across_chunk_boundaries(void
     port_text(&address, port);
 
     struct child client;
-    if (start_child(&client) == 0)
+    if (start_child(&client, true) == 0)
         exit(run_tcp_client(TCP_CLIENT("-p", port)));
     /* One send per chunk; recv returns whatever has arrived, in pieces of its own. */
     int peer = accept_in_time(listener);
@@ -464,7 +374,7 @@ static void tcp_client_receive_loop_fails_when_the_receive_timeout_passes(void *
     port_text(&address, port);
 
     struct child client;
-    if (start_child(&client) == 0)
+    if (start_child(&client, true) == 0)
         exit(run_tcp_client(TCP_CLIENT("-p", port, "-t", RECEIVE_TIMEOUT_S)));
     /* Some bytes, but no end of stream: the peer stays open until the client has gone. */
     int peer = accept_in_time(listener);
@@ -495,14 +405,14 @@ static void tcp_client_next_piece_copies_a_whole_pipe_to_the_socket(void **state
 
     /* writer | tcp_client -m - -> socket -> this process, each in its own process. */
     struct child writer, client;
-    if (start_child(&writer) == 0) {
+    if (start_child(&writer, true) == 0) {
         close(data_pipe[0]);
         /* A blocking write to a pipe returns only once all is written (no signals here). */
         ssize_t written = write(data_pipe[1], sent_bytes, PIPE_TRANSFER_SIZE);
         _exit(written == PIPE_TRANSFER_SIZE ? 0 : 1);
     }
     close(data_pipe[1]);
-    if (start_child(&client) == 0) {
+    if (start_child(&client, true) == 0) {
         dup2(data_pipe[0], STDIN_FILENO);
         close(data_pipe[0]);
         exit(run_tcp_client(TCP_CLIENT("-p", port, "-m", "-")));

@@ -1,46 +1,15 @@
 /* ticks.h: for the tests that interrupt blocking calls on purpose (test_helpers.c and
- * test_stream_loops.c): SIGALRM at a steady rate, bounded waits, and how a child ended. The
- * functions are static, in a header, because each of those tests compiles an example in (its
- * die() among them): this is their one copy. Include it after that example or the header. */
+ * test_stream_loops.c): SIGALRM at a steady rate. The functions are static, in a header,
+ * because each of those tests compiles an example in (its die() among them): this is their
+ * one copy. Include it after that example or the header. */
 #ifndef TICKS_H
 #define TICKS_H
 
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdio.h>
-#include <string.h>
 #include <sys/time.h>
-#include <time.h>
 
-enum { NO_WAKE = 0 /* ticks count from 1: never */, ENDING_SIZE = 64 };
-
-/* The time `seconds` from now, on a clock that only goes forward. */
-static struct timespec time_limit_from_now(int seconds) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += seconds;
-    return deadline;
-}
-
-static int milliseconds_until(struct timespec deadline) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    long long left =
-        (deadline.tv_sec - now.tv_sec) * 1000LL + (deadline.tv_nsec - now.tv_nsec) / 1000000;
-    return left > 0 ? (int)left : 0;
-}
-
-/* Wait until `fd` has something to read (or its end) or `deadline` passes. */
-static bool readable_before(int fd, struct timespec deadline) {
-    struct pollfd wanted = {.fd = fd, .events = POLLIN};
-    int ready;
-    do
-        ready = poll(&wanted, 1, milliseconds_until(deadline));
-    while (ready == -1 && errno == EINTR);
-    return ready == 1;
-}
+enum { NO_WAKE = 0 /* ticks count from 1: never */ };
 
 /* Ticks: SIGALRM at a steady rate, counted by on_tick. On tick `wake_tick` the handler also
  * runs wake_action(wake_fd), which brings what the interrupted call is waiting for. A
@@ -89,14 +58,6 @@ static void stop_ticking(void) {
     if (sigaction(SIGALRM, &ignore, NULL) == -1 ||
         sigaction(SIGALRM, &saved_alarm_action, NULL) == -1)
         die("sigaction");
-}
-
-/* How a child killed by `signal_number` ended, in words: "killed by signal 13 (Broken pipe)". */
-static const char *killed_by(int signal_number) {
-    static char ending[ENDING_SIZE];
-    snprintf(ending, sizeof ending, "killed by signal %d (%s)", signal_number,
-             strsignal(signal_number));
-    return ending;
 }
 
 #endif
