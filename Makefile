@@ -7,19 +7,21 @@ SANITIZE  = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 BIN      ?= bin
 BUILD    ?= build
 
-PROGRAMS  = udp_receiver udp_sender tcp_server tcp_client select_server poll_server epoll_server \
-            select_client
+# The tutorial's programs (examples/, into bin/) and the same ready for real use, with poll
+# and epoll servers (examples/hardened/, into bin/hardened/).
+PROGRAMS  = udp_receiver udp_sender tcp_server tcp_client select_server select_client
+HARDENED  = $(PROGRAMS) poll_server epoll_server
 # epoll is Linux only: elsewhere make leaves epoll_server out, and says so.
 ifneq ($(shell uname -s),Linux)
-PROGRAMS := $(filter-out epoll_server,$(PROGRAMS))
+HARDENED := $(filter-out epoll_server,$(HARDENED))
 $(info epoll_server skipped: epoll is Linux only; use poll_server)
 endif
-BINARIES  = $(PROGRAMS:%=$(BIN)/%)
+BINARIES  = $(PROGRAMS:%=$(BIN)/%) $(HARDENED:%=$(BIN)/hardened/%)
 HARNESS   = tests/harness.c tests/harness.h
 CHECKS    = tests/checks.c tests/checks.h tests/children.h tests/ticks.h
 TESTS     = $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
 LOAD      = $(BUILD)/echo_load
-SOURCES   = $(PROGRAMS:%=examples/%.c)
+SOURCES   = $(PROGRAMS:%=examples/%.c) $(HARDENED:%=examples/hardened/%.c)
 # cppcheck 2.10 ignores C11 _Noreturn (its bug 15007), so we spell it the GNU way for it.
 CPPCHECK  = cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
             --inline-suppr --std=c11 -q --library=posix -D'_Noreturn=__attribute__((noreturn))'
@@ -36,6 +38,10 @@ all: $(BINARIES)
 
 $(BIN)/%: examples/%.c examples/socket_helpers.h
 	@mkdir -p $(BIN)
+	$(CC) $(STRICT) $(CFLAGS) -o $@ $<
+
+$(BIN)/hardened/%: examples/hardened/%.c examples/hardened/socket_helpers.h
+	@mkdir -p $(BIN)/hardened
 	$(CC) $(STRICT) $(CFLAGS) -o $@ $<
 
 # Run every pair in this terminal on free ports, each line labelled with its program.
@@ -68,7 +74,7 @@ lint:
 	$(CPPCHECK) $(SOURCES)
 	@# one file at a time: clang-tidy 14 confuses va_lists across the files of one run
 	for source in $(SOURCES); do clang-tidy --quiet $$source -- $(STRICT) || exit 1; done
-	clang-format --dry-run --Werror examples/*.[ch] tests/*.[ch]
+	clang-format --dry-run --Werror examples/*.[ch] examples/hardened/*.[ch] tests/*.[ch]
 	sh tests/render_mermaid.sh $(BUILD)/mermaid README.md docs/*.md
 
 # Build the programs with gcc, clang and musl into build/portable/CC: C11 and POSIX only.
@@ -93,7 +99,7 @@ $(BUILD)/demo: tests/demo.c $(HARNESS)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ tests/demo.c tests/harness.c
 
 # The load generator and the benchmark's programs: tools of the tests, not lessons.
-$(LOAD) $(BUILD)/bench_epoll_baseline: $(BUILD)/%: tests/%.c examples/socket_helpers.h
+$(LOAD) $(BUILD)/bench_epoll_baseline: $(BUILD)/%: tests/%.c examples/hardened/socket_helpers.h
 	@mkdir -p $(BUILD)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ $<
 
@@ -102,7 +108,7 @@ $(BUILD)/bench $(BUILD)/bench_nodelay: $(BUILD)/%: tests/%.c $(HARNESS)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ $< tests/harness.c
 
 # Some tests compile an example in (to reach its static helpers): any example may be one.
-$(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h $(SOURCES) $(HARNESS) $(CHECKS) | cmocka
+$(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h examples/hardened/socket_helpers.h $(SOURCES) $(HARNESS) $(CHECKS) | cmocka
 	@mkdir -p $(BUILD)
 	$(CC) $(STRICT) $(CFLAGS) -Iexamples -I$(BUILD)/recipes -o $@ $< tests/harness.c \
 	    tests/checks.c -lcmocka

@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "../examples/socket_helpers.h"
+#include "../examples/hardened/socket_helpers.h"
 
 #define DEFAULT_PORT "2525"
 #define GREETING "Hello!\n"

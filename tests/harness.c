@@ -271,12 +271,17 @@ static struct process *start(const char *path, const char *const argv[],
     return process;
 }
 
+const char *program_tier = "";
+
 struct process *start_program(const char *const argv[], const struct run_options *options) {
     const char *bin_dir = getenv("BIN_DIR");
     const char *const *wrapper = under_valgrind() ? VALGRIND_ARGV : NULL;
     if (options != NULL && options->wrapper != NULL)
         wrapper = options->wrapper;
-    return start(formatted("%s/%s", bin_dir ? bin_dir : "bin", argv[0]), argv, options, wrapper);
+    bool in_tier = program_tier[0] != '\0' && strchr(argv[0], '/') == NULL;
+    return start(formatted("%s/%s%s%s", bin_dir ? bin_dir : "bin", in_tier ? program_tier : "",
+                           in_tier ? "/" : "", argv[0]),
+                 argv, options, wrapper);
 }
 
 struct process *start_command(const char *const argv[], const struct run_options *options) {

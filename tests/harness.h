@@ -66,7 +66,12 @@ struct run_options {
                                    terminal or discard_output */
 };
 
-/* Start $BIN_DIR/argv[0] with argv; options may be NULL. Exits the caller if fork fails.
+/* Which programs start_program runs: "" (the default) for the tutorial's, $BIN_DIR/NAME, or
+ * "hardened" for $BIN_DIR/hardened/NAME. A name with a '/' in it ("hardened/tcp_server") is
+ * taken as it is, whatever the tier. */
+extern const char *program_tier;
+
+/* Start $BIN_DIR/[program_tier/]argv[0] with argv; options may be NULL. Exits the caller if fork fails.
  * With VALGRIND=1 in the environment (make check) it runs under valgrind's memcheck. */
 struct process *start_program(const char *const argv[], const struct run_options *options);
 

@@ -273,6 +273,7 @@ static void accepts_again_when_descriptors_free_up_with_no_client_connected(void
 }
 
 int main(void) {
+    program_tier = "hardened"; /* these tests are for examples/hardened/ */
     const struct CMUnitTest tests[] = {
         PER_SERVER(greets_every_client_of_a_burst_of_1000_connecting_at_once),
         cmocka_unit_test_teardown(tcp_server_greets_every_client_of_a_burst_of_1000_in_turn,

@@ -1347,6 +1347,7 @@ static void dual_stack_listener_takes_an_ipv4_client_as_a_mapped_address(void **
 }
 
 int main(void) {
+    program_tier = "hardened"; /* these tests are for examples/hardened/ */
     /* The programs must start with SIGPIPE's default action (death), as from a learner's
      * shell: an "ignore" inherited from whoever started us would hide a missing
      * ignore_sigpipe(). Our own sends use MSG_NOSIGNAL. */

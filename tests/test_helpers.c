@@ -31,7 +31,7 @@
 #include <cmocka.h> /* needs setjmp.h, stdarg.h, stddef.h and stdint.h first */
 #undef fail /* cmocka's fail() macro would hide the header's fail(); we use its asserts only */
 
-#include "../examples/socket_helpers.h"
+#include "../examples/hardened/socket_helpers.h"
 #include "children.h"
 #include "ticks.h"
 

@@ -696,6 +696,7 @@ static void every_byte_outside_printable_ascii_shows_as_hex_on_a_terminal(void *
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
+    program_tier = "hardened"; /* these tests are for examples/hardened/ */
     /* A raw peer of ours may write to a connection the server has closed: report EPIPE. */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {

@@ -637,6 +637,7 @@ static void select_server_echoes_nc_and_socat_each_its_own_bytes(void **state) {
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
+    program_tier = "hardened"; /* these tests are for examples/hardened/ */
     const struct CMUnitTest tests[] = {
         TEST(tcp_server_greets_nc_and_prints_its_reply_over_ipv4),
         TEST(tcp_server_greets_nc_and_prints_its_reply_over_ipv6),

@@ -937,6 +937,7 @@ static void every_server_replaces_a_stale_socket_file(void **state) {
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
+    program_tier = "hardened"; /* these tests are for examples/hardened/ */
     const struct CMUnitTest tests[] = {
         TEST(udp_pair_prints_the_tutorial_lines),
         TEST(tcp_pair_prints_the_tutorial_lines),

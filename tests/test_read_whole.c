@@ -30,7 +30,7 @@
 #undef fail /* cmocka's fail() macro would hide the header's fail(); we use its asserts only */
 
 #define main udp_receiver_main
-#include "../examples/udp_receiver.c"
+#include "../examples/hardened/udp_receiver.c"
 #include "children.h"
 #undef main
 

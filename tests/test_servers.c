@@ -475,6 +475,7 @@ static void echo_load_refuses_an_address_that_is_not_loopback(void **state) {
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(int argc, char **argv) {
+    program_tier = "hardened"; /* these tests are for examples/hardened/ */
     (void)argc;
     const char *slash = strrchr(argv[0], '/');
     snprintf(echo_load, sizeof echo_load, "%.*s/echo_load", slash ? (int)(slash - argv[0]) : 1,

@@ -44,7 +44,7 @@
 static ssize_t fake_send(int sock, const void *data, size_t size, int flags);
 #define send fake_send
 #define main tcp_client_main
-#include "../examples/tcp_client.c"
+#include "../examples/hardened/tcp_client.c"
 #undef main
 #undef send
 

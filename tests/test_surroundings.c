@@ -941,6 +941,7 @@ static void every_program_refuses_a_numeric_address_of_the_other_family(void **s
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
+    program_tier = "hardened"; /* these tests are for examples/hardened/ */
     const struct CMUnitTest tests[] = {
         TEST(tcp_client_with_stdout_closed_fails_at_once_and_never_sends_its_own_lines),
         TEST(select_client_with_stdout_closed_fails_and_never_sends_its_own_output),
