@@ -27,6 +27,9 @@ int main(int argc, char *argv[]) {
     int sock = socket(AF_INET, SOCK_STREAM, 0);
     if (sock == -1)
         die("socket");
+    /* FD_SET on a descriptor of FD_SETSIZE or more writes past the end of the fd_set. */
+    if (sock >= FD_SETSIZE)
+        fail("socket", "descriptor too large for select (FD_SETSIZE)");
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     struct addrinfo *server;
     int error = getaddrinfo("localhost", port, &hints, &server);
@@ -48,10 +51,6 @@ int main(int argc, char *argv[]) {
     if (connected == -1 && errno != EISCONN)
         die("connect");
     freeaddrinfo(server);
-
-    /* FD_SET on a descriptor of FD_SETSIZE or more writes past the end of the fd_set. */
-    if (sock >= FD_SETSIZE)
-        fail("socket", "descriptor too large for select (FD_SETSIZE)");
 
     int input_ended = 0, server_ended = 0;
     while (!input_ended || !server_ended) {

@@ -28,6 +28,13 @@ int main(int argc, char *argv[]) {
     int listener = socket(AF_INET, SOCK_STREAM, 0);
     if (listener == -1)
         die("socket");
+
+    /* An fd_set is a fixed array of FD_SETSIZE bits (1024 on Linux), one per descriptor
+     * number: FD_SET on a larger number writes past its end. So every descriptor we watch
+     * must stay below FD_SETSIZE, the listener included. */
+    if (listener >= FD_SETSIZE)
+        fail("socket", "descriptor too large for select (FD_SETSIZE)");
+
     int reuse = 1; /* bind again at once after a restart (see tcp_server.c) */
     if (setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse) == -1)
         die("setsockopt");
@@ -44,12 +51,6 @@ int main(int argc, char *argv[]) {
 
     printf("listening\n");
     say_ready(listener);
-
-    /* An fd_set is a fixed array of FD_SETSIZE bits (1024 on Linux), one per descriptor
-     * number: FD_SET on a larger number writes past its end. So every descriptor we watch
-     * must stay below FD_SETSIZE, the listener included. */
-    if (listener >= FD_SETSIZE)
-        fail("listen", "descriptor too large for select (FD_SETSIZE)");
 
     /* The clients we have, as their descriptors. Each is below FD_SETSIZE and none is the
      * listener, so FD_SETSIZE places are enough. */
