@@ -1,8 +1,11 @@
 #define _POSIX_C_SOURCE 200809L
-/* test_sources.c: the shape of examples/ that a reader relies on. Each program stands alone,
- * so helpers are copied between programs; a copy that drifts from the others (a fix made in
- * one file only) fails here. Also: main comes within the first screen of each program, and
- * the shared header stays small enough to read in two minutes.
+/* test_sources.c: the shape of the programs that a reader relies on.
+ * The tutorial-sized programs (examples/): each within its line ceiling, beside a listing of
+ * the tutorial; no options but a port; nothing included but system headers and the one
+ * header, which stays within 60 lines; no function but main.
+ * The hardened programs (examples/hardened/): each stands alone, so helpers are copied
+ * between programs; a copy that drifts from the others (a fix made in one file only) fails
+ * here. In both tiers main comes within the first screen of each program.
  * Run from the repository root: build/test_sources. */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
@@ -19,13 +22,27 @@
 #include <string.h>
 
 enum {
-    MAIN_BY_LINE = 60,    /* main starts at this line of a program or before */
-    HEADER_LINES = 100,   /* the most lines examples/socket_helpers.h may have */
-    MAX_FUNCTIONS = 1024, /* in all programs together */
+    MAIN_BY_LINE = 60,           /* main starts at this line of a program or before */
+    HEADER_LINES = 60,           /* the most lines examples/socket_helpers.h may have */
+    HARDENED_HEADER_LINES = 100, /* and examples/hardened/socket_helpers.h */
+    MAX_FUNCTIONS = 1024,        /* in all programs together */
     NAME_SIZE = 64,
 };
 
 #define HEADER "examples/socket_helpers.h"
+#define HARDENED_HEADER "examples/hardened/socket_helpers.h"
+
+/* The tutorial-sized programs and the most lines each may have, comments included: about
+ * the length of its listing in the tutorial, plus what C needs that D does for you. */
+static const struct {
+    const char *path;
+    int ceiling;
+} SMALL_PROGRAMS[] = {
+    {"examples/udp_sender.c", 90},     {"examples/udp_receiver.c", 110},
+    {"examples/tcp_client.c", 130},    {"examples/tcp_server.c", 150},
+    {"examples/select_server.c", 220}, {"examples/select_client.c", 160},
+};
+#define SMALL_COUNT (sizeof SMALL_PROGRAMS / sizeof SMALL_PROGRAMS[0])
 
 /* Helpers each program has its own way, by design: not compared. */
 static const char *const OWN_TO_EACH[] = {"main", "parse_options"};
@@ -124,7 +141,7 @@ static void collect_functions(const char *path) {
 
 static void collect_all(void) {
     glob_t found;
-    assert_int_equal(glob("examples/*.c", 0, NULL, &found), 0);
+    assert_int_equal(glob("examples/hardened/*.c", 0, NULL, &found), 0);
     for (size_t i = 0; i < found.gl_pathc; i++)
         collect_functions(found.gl_pathv[i]);
     globfree(&found);
@@ -210,17 +227,30 @@ static void a_helper_changed_in_one_program_fails(void **state) {
     assert_int_equal(drifted, 1);
 }
 
-static void main_starts_within_the_first_screen_of_every_program(void **state) {
-    (void)state;
+/* The number of the line where text + offset is (the first line is 1). */
+static int line_of(const char *text, size_t offset) {
+    int line = 1;
+    for (size_t i = 0; i < offset && text[i] != '\0'; i++)
+        line += text[i] == '\n';
+    return line;
+}
+
+static int count_lines_of(const char *path) {
+    char *text = read_file(path);
+    int lines = line_of(text, strlen(text)) - (strlen(text) > 0 && text[strlen(text) - 1] == '\n');
+    free(text);
+    return lines;
+}
+
+/* Where main starts in each program matching pattern; how many start after MAIN_BY_LINE. */
+static int count_late_mains(const char *pattern) {
     glob_t found;
-    assert_int_equal(glob("examples/*.c", 0, NULL, &found), 0);
+    assert_int_equal(glob(pattern, 0, NULL, &found), 0);
     int late = 0;
     for (size_t i = 0; i < found.gl_pathc; i++) {
         char *text = read_file(found.gl_pathv[i]);
         const char *main_line = strstr(text, "\nint main(");
-        int line = 1;
-        for (const char *at = text; main_line != NULL && at <= main_line; at++)
-            line += *at == '\n';
+        int line = main_line ? line_of(text, (size_t)(main_line - text)) + 1 : 0;
         if (main_line == NULL || line > MAIN_BY_LINE) {
             print_error("%s: main starts at line %d (at most %d)\n", found.gl_pathv[i], line,
                         MAIN_BY_LINE);
@@ -229,26 +259,109 @@ static void main_starts_within_the_first_screen_of_every_program(void **state) {
         free(text);
     }
     globfree(&found);
-    assert_int_equal(late, 0);
+    return late;
 }
 
-static void the_shared_header_stays_small(void **state) {
+static void main_starts_within_the_first_screen_of_every_program(void **state) {
     (void)state;
-    char *text = read_file(HEADER);
-    int lines = 0;
-    for (const char *at = text; *at != '\0'; at++)
-        lines += *at == '\n';
-    free(text);
+    assert_int_equal(count_late_mains("examples/*.c") + count_late_mains("examples/hardened/*.c"),
+                     0);
+}
+
+static void the_shared_headers_stay_small(void **state) {
+    (void)state;
+    int lines = count_lines_of(HEADER), hardened_lines = count_lines_of(HARDENED_HEADER);
     if (lines > HEADER_LINES)
         fail_msg("%s has %d lines (at most %d)", HEADER, lines, HEADER_LINES);
+    if (hardened_lines > HARDENED_HEADER_LINES)
+        fail_msg("%s has %d lines (at most %d)", HARDENED_HEADER, hardened_lines,
+                 HARDENED_HEADER_LINES);
+}
+
+static void each_tutorial_sized_program_stays_within_its_ceiling(void **state) {
+    (void)state;
+    int over = 0;
+    for (size_t i = 0; i < SMALL_COUNT; i++) {
+        int lines = count_lines_of(SMALL_PROGRAMS[i].path);
+        if (lines > SMALL_PROGRAMS[i].ceiling) {
+            print_error("%s has %d lines (at most %d)\n", SMALL_PROGRAMS[i].path, lines,
+                        SMALL_PROGRAMS[i].ceiling);
+            over++;
+        }
+    }
+    assert_int_equal(over, 0);
+}
+
+/* What a tutorial-sized program may not have: a problem's description, or NULL. Only system
+ * headers (<...>) and "socket_helpers.h"; no option parsing (argv goes to port_argument and
+ * nowhere else); no function but main: what several need is in the header. */
+static const char *small_program_problem(const char *text) {
+    static const char header[] = "#include \"socket_helpers.h\"";
+    for (const char *at = strstr(text, "#include \""); at; at = strstr(at + 1, "#include \""))
+        if (strncmp(at, header, strlen(header)) != 0)
+            return "includes a file other than system headers and socket_helpers.h";
+    if (strstr(text, "getopt") != NULL)
+        return "parses options (getopt)";
+    int argv_uses = 0;
+    for (const char *at = strstr(text, "argv"); at; at = strstr(at + 1, "argv"))
+        argv_uses++;
+    if (argv_uses != 2 || strstr(text, "int main(int argc, char *argv[])") == NULL ||
+        strstr(text, "port_argument(argc, argv, ") == NULL)
+        return "uses argv for more than port_argument (a command line beyond the port)";
+    for (const char *at = text; (at = strchr(at, '\n')) != NULL; at++) {
+        char name[NAME_SIZE];
+        const char *end = strchr(at + 1, '\n');
+        size_t length = end ? (size_t)(end - at - 1) : strlen(at + 1);
+        if (defined_name(at + 1, length, name) && strcmp(name, "main") != 0)
+            return "defines a function other than main";
+    }
+    return NULL;
+}
+
+static void tutorial_sized_programs_have_no_options_and_only_the_one_header(void **state) {
+    (void)state;
+    int bad = 0;
+    for (size_t i = 0; i < SMALL_COUNT; i++) {
+        char *text = read_file(SMALL_PROGRAMS[i].path);
+        const char *problem = small_program_problem(text);
+        if (problem != NULL) {
+            print_error("%s: %s\n", SMALL_PROGRAMS[i].path, problem);
+            bad++;
+        }
+        free(text);
+    }
+    assert_int_equal(bad, 0);
+}
+
+/* The check above must notice each thing it forbids. */
+static void a_small_program_with_an_option_a_helper_or_another_include_fails(void **state) {
+    (void)state;
+    const char *good = "#include <stdio.h>\n#include \"socket_helpers.h\"\n"
+                       "int main(int argc, char *argv[]) {\n"
+                       "    const char *port = port_argument(argc, argv, \"1\", 0);\n}\n";
+    assert_null(small_program_problem(good));
+    assert_non_null(
+        small_program_problem("#include \"other.h\"\nint main(int argc, char "
+                              "*argv[]) {\n port_argument(argc, argv, \"1\", 0);\n}\n"));
+    assert_non_null(small_program_problem("int main(int argc, char *argv[]) {\n getopt(argc, "
+                                          "argv, \"p:\");\n port_argument(argc, argv, \"1\", "
+                                          "0);\n}\n"));
+    assert_non_null(small_program_problem("int main(int argc, char *argv[]) {\n port_argument("
+                                          "argc, argv, \"1\", 0);\n puts(argv[1]);\n}\n"));
+    assert_non_null(small_program_problem("#include <stdio.h>\nstatic void helper(void) {\n}\n"
+                                          "int main(int argc, char *argv[]) {\n port_argument("
+                                          "argc, argv, \"1\", 0);\n}\n"));
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(each_tutorial_sized_program_stays_within_its_ceiling),
+        cmocka_unit_test(tutorial_sized_programs_have_no_options_and_only_the_one_header),
+        cmocka_unit_test(a_small_program_with_an_option_a_helper_or_another_include_fails),
         cmocka_unit_test(helpers_copied_between_programs_are_identical),
         cmocka_unit_test(a_helper_changed_in_one_program_fails),
         cmocka_unit_test(main_starts_within_the_first_screen_of_every_program),
-        cmocka_unit_test(the_shared_header_stays_small),
+        cmocka_unit_test(the_shared_headers_stay_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
