@@ -13,12 +13,15 @@
  *    Commands run with /bin/sh -c from the repository root, in page order; one starts once the
  *    previous command of its terminal has exited and every command running in another terminal
  *    has printed the lines the page shows for it above this one (at least one: a server's
- *    first line comes when it is ready). Each ./bin/PROG gets "-p PORT" unless the
- *    command has -p or -u, and the words 8765 and 2525 become PORT, a free port (one per
- *    transcript); /tmp/ becomes a fresh directory. In the output, PORT reads as the page's port
- *    (8765 with a udp_ program, else 2525) and the directory as /tmp/. Every command must exit
- *    within the deadline, with exactly the lines shown for it and the status shown.
- * 2. Line links: [`recvmsg`](../examples/udp_receiver.c#L215-L219) points inside the file, and
+ *    first line comes when it is ready). The words 8765 and 2525 become PORT, a free port (one
+ *    per transcript), and each program gets PORT as its tier takes it: a tutorial-sized
+ *    ./bin/PROG as its one argument, " PORT", unless the page gives it an argument already
+ *    ("./bin/tcp_client 2525", "./bin/tcp_client -h"); a ./bin/hardened/PROG as "-p PORT",
+ *    unless the command has -p or -u. /tmp/ becomes a fresh directory. In the output, PORT
+ *    reads as the page's port (8765 with a udp_ program, else 2525) and the directory as
+ *    /tmp/. Every command must exit within the deadline, with exactly the lines shown for it
+ *    and the status shown.
+ * 2. Line links: [`recvfrom`](../examples/udp_receiver.c#L59-L60) points inside the file, and
  *    every `backticked` name in the link text occurs in those lines. A link to a heading,
  *    [x](claims.md#6-sending-to-a-closed-peer) or [x](#sigpipe), finds it as GitHub names it.
  * 3. Diagrams: a mermaid sequenceDiagram lists its files, "%% code: examples/a.c examples/b.c",
@@ -26,12 +29,13 @@
  *    draws them is for make lint: tests/render_mermaid.sh.)
  * 4. Code to copy: every block fenced as ```c is a whole file that compiles as it stands, with
  *    $CC (make test passes it; default cc) -std=c11 -Wall -Wextra -Wpedantic -Werror and
- *    -Iexamples, where socket_helpers.h is.
+ *    -Iexamples, where the small tier's socket_helpers.h is (not the hardened one).
  * 5. Numbers from the code: "`BUFFER_SIZE` (64 KiB)", a constant's name followed by its value
  *    in parentheses (a number, with "," between thousands and an optional unit: KiB, MiB, or
  *    any word), must be the value the code gives it: an enum constant or a #define in a ```c
  *    block of the page, or else in the example of the next link on that line (or else the
- *    link before it), or else in every example that defines it; a few system constants
+ *    link before it), or else in every example of either tier that defines it (they must
+ *    agree: link the file when they do not); a few system constants
  *    (FD_SETSIZE, PIPE_BUF) are checked on Linux against the headers. */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
@@ -317,25 +321,44 @@ static void replace_all(struct text *text, const char *from, const char *to, boo
     *text = result;
 }
 
-/* The command as /bin/sh runs it: free port, temporary directory, $BIN_DIR, maybe valgrind. */
+/* Whether the shell word at text is an argument of the program before it, not the end of the
+ * command or an operator: "| cat", "; echo", "> file" and "2>/dev/null" are not. */
+static bool is_argument(const char *text) {
+    text += strspn(text, " ");
+    size_t digits = strspn(text, "0123456789");
+    return *text != '\0' && strchr("|;&)<>", *text) == NULL &&
+           (text[digits] == '\0' || strchr("<>", text[digits]) == NULL);
+}
+
+/* The command as /bin/sh runs it: free port, temporary directory, $BIN_DIR, maybe valgrind.
+ * The port goes to each program as its tier takes it: "./bin/hardened/NAME" gets " -p PORT"
+ * unless the command has -p or -u; a tutorial-sized "./bin/NAME" gets " PORT", its one
+ * argument, unless the page gives it an argument of its own (a port, or a mistake to show). */
 static char *command_to_run(const struct transcript *t, const struct command *command) {
+    static const char hardened[] = "hardened/";
     struct text text = {0};
     const char *port = formatted("%d", t->port), *bin_dir = getenv("BIN_DIR");
-    bool needs_port = !has_word(command->typed, "-p") && !has_word(command->typed, "-u");
+    bool option_given = has_word(command->typed, "-p") || has_word(command->typed, "-u");
     append(&text, command->typed, strlen(command->typed));
     replace_all(&text, formatted("%d", UDP_PORT), port, true);
     replace_all(&text, formatted("%d", TCP_PORT), port, true);
     replace_all(&text, "/tmp/", t->temp_dir, false);
-    /* Each "./bin/NAME" becomes "[valgrind ...] $BIN_DIR/NAME[ -p PORT]". */
+    /* Each "./bin/[hardened/]NAME" becomes "[valgrind ...] $BIN_DIR/[hardened/]NAME[ PORT]". */
     struct text result = {0};
     const char *at = text.data, *found;
     while ((found = strstr(at, "./bin/")) != NULL) {
-        const char *name = found + strlen("./bin/"), *name_end = name;
-        while (is_name_character(*name_end))
+        const char *name = found + strlen("./bin/"), *name_end;
+        bool is_hardened = strncmp(name, hardened, strlen(hardened)) == 0;
+        for (name_end = name + (is_hardened ? strlen(hardened) : 0); is_name_character(*name_end);)
             name_end++;
-        const char *program = formatted("%s%s/%.*s%s", under_valgrind() ? VALGRIND_COMMAND : "",
-                                        bin_dir ? bin_dir : "bin", (int)(name_end - name), name,
-                                        needs_port ? formatted(" -p %s", port) : "");
+        const char *port_argument = "";
+        if (is_hardened && !option_given)
+            port_argument = formatted(" -p %s", port);
+        else if (!is_hardened && !is_argument(name_end))
+            port_argument = formatted(" %s", port);
+        const char *program =
+            formatted("%s%s/%.*s%s", under_valgrind() ? VALGRIND_COMMAND : "",
+                      bin_dir ? bin_dir : "bin", (int)(name_end - name), name, port_argument);
         append(&result, at, (size_t)(found - at));
         append(&result, program, strlen(program));
         at = name_end;
@@ -954,8 +977,8 @@ static bool check_definition(const struct page *page, int line, const char *name
 }
 
 /* Check "`NAME` (value)" against the page's own code, when it defines NAME; else the example
- * the line links to, when that one does; else every example that does; else this system's
- * headers. */
+ * the line links to, when that one does; else every example of both tiers that does; else
+ * this system's headers. */
 static void check_quoted_number(const struct page *page, int line, const char *name,
                                 long long quoted, const char *linked) {
     glob_t found;
@@ -967,6 +990,7 @@ static void check_quoted_number(const struct page *page, int line, const char *n
     if (definitions == 0 && linked != NULL)
         definitions = check_definition(page, line, name, quoted, linked);
     if (definitions == 0 && glob("examples/*.[ch]", 0, NULL, &found) == 0) {
+        glob("examples/hardened/*.[ch]", GLOB_APPEND, NULL, &found);
         for (size_t i = 0; i < found.gl_pathc; i++)
             definitions += check_definition(page, line, name, quoted, found.gl_pathv[i]);
         globfree(&found);
@@ -1142,14 +1166,15 @@ static void every_constant_quoted_with_its_value_has_that_value_in_the_code(void
     check_every_page(check_numbers);
 }
 
-/* A made-up page that quotes two values wrongly and one rightly: two problems. */
+/* A made-up page that quotes two values wrongly and one rightly: two problems. PENDING_SIZE
+ * is found in the hardened servers, which the line does not link. */
 static void a_wrong_quoted_value_is_found(void **state) {
     (void)state;
     char text[] =
         "Streams move `BUFFER_SIZE` (16 KiB) at a time "
-        "([x](../examples/tcp_server.c#L1)).\n"
+        "([x](../examples/hardened/tcp_server.c#L1)).\n"
         "Clients wait in `PENDING_SIZE` (4 KiB), a datagram holds `MAX_DATAGRAM` (65,506) "
-        "([y](../examples/udp_sender.c#L26)).\n";
+        "([y](../examples/hardened/udp_sender.c#L26)).\n";
     struct page page = page_of("docs/made-up.md", text);
     quiet = true;
     problems = 0;
