@@ -4,10 +4,12 @@
 #define SOCKET_HELPERS_H
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 /* Make a blocking call again for as long as a signal interrupts it (-1 with errno EINTR). */
 #define RETRY_ON_EINTR(result, call) \
     do                               \
@@ -29,7 +31,6 @@ static inline void ignore_sigpipe(void) {
     if (sigaction(SIGPIPE, &ignore, NULL) == -1)
         die("sigaction");
 }
-
 /* The port: argv[1] (lowest to 65535) or else fallback. -h prints the usage and exits 0;
  * anything else is a bad command line: the usage on stderr, exit 2. */
 static inline const char *port_argument(int argc, char *argv[], const char *fallback, long lowest) {
@@ -46,7 +47,6 @@ static inline const char *port_argument(int argc, char *argv[], const char *fall
     }
     return argc == 2 ? argv[1] : fallback;
 }
-
 /* Say on stderr where a server listens: with port 0 the system picks one, and this tells. */
 static inline void say_ready(int sock) {
     struct sockaddr_in bound;
