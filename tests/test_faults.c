@@ -51,23 +51,10 @@ enum {
     BYTE_PAYLOAD_SIZE = 256 << 10, /* one byte per send is slow: 256 KiB is enough there */
     BIG_TIMEOUT_MS = 60 * 1000,
     A_LITTLE = 64 << 10, /* what a fake peer reads before it goes */
-    PROXY_BUFFER_SIZE = 1 << 20,
-    COALESCE_SIZE = 256 << 10, /* the coalescing proxy forwards once this much waits, */
-    QUIET_MS = 20,             /* or once nothing more came for this long */
-    MAX_LINKS = 8,             /* connections through one proxy */
-    MAX_HELPERS = 4,           /* forked children of one test */
-    MAX_SOCKETS = 16,          /* sockets of one test */
-    HELPER_LIFETIME_S = 120,   /* alarm: a forked child never outlives a stuck test */
 };
 
 static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_server"};
 static const int STOP_SIGNALS[] = {SIGINT, SIGTERM};
-#define COUNT(array) (sizeof(array) / sizeof(array)[0])
-
-#define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
-#define ECHO_CLIENT_LINES \
-    "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
-#define ONE_SELECT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
 
 static bool file_exists(const char *path) {
     struct stat status;
@@ -75,26 +62,6 @@ static bool file_exists(const char *path) {
 }
 
 /* ---- assertions, as in test_programs.c: each failure says what was expected and what came */
-
-/* Finish all the processes; fail, showing each one that did not exit 0, unless all did. */
-static void check_all_exit_0(struct process *const list[], size_t count, const char *file,
-                             int line) {
-    finish_all(list, count, FINISH_TIMEOUT_MS);
-    bool all_0 = true;
-    for (size_t i = 0; i < count; i++) {
-        if (list[i]->status == 0)
-            continue;
-        all_0 = false;
-        print_error("%s: expected exit status 0, got %s\n    its stdout: %s\n    its stderr: %s\n",
-                    list[i]->label,
-                    list[i]->status == TIMED_OUT ? "none (killed at the deadline)"
-                                                 : formatted("%d", list[i]->status),
-                    shown(list[i]->out.data, list[i]->out.length),
-                    shown(list[i]->err.data, list[i]->err.length));
-    }
-    if (!all_0)
-        _fail(file, line);
-}
 
 static void check_gone(const char *path, const char *file, int line) {
     if (!file_exists(path))
@@ -117,158 +84,29 @@ static void check_stderr_either(const struct process *process, const char *one, 
 
 #define assert_stderr_either(process, one, other) \
     check_stderr_either(process, one, other, __FILE__, __LINE__)
-#define assert_all_exit_0(list, count) check_all_exit_0(list, count, __FILE__, __LINE__)
 /* Fail unless nothing is at path (a socket file that should have been removed). */
 #define assert_gone(path) check_gone(path, __FILE__, __LINE__)
 
-/* ---- sockets of the test itself (fake peers), closed by tear_down if a test fails ---- */
-
-static int sockets[MAX_SOCKETS];
-static size_t socket_count;
-
-static int tracked(int sock) {
-    assert_int_not_equal(sock, -1);
-    assert_true(socket_count < MAX_SOCKETS);
-    sockets[socket_count++] = sock;
-    return sock;
-}
-
-static void close_socket(int sock) {
-    for (size_t i = 0; i < socket_count; i++)
-        if (sockets[i] == sock)
-            sockets[i] = -1;
-    close(sock);
-}
-
-static struct sockaddr_in loopback(int port) {
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return address;
-}
-
-/* A TCP socket listening on a free loopback port; *port gets the port. */
-static int listen_on_loopback(int *port) {
-    struct sockaddr_in address = loopback(0);
-    socklen_t length = sizeof address;
-    int listener = tracked(socket(AF_INET, SOCK_STREAM, 0));
-    assert_int_equal(bind(listener, (struct sockaddr *)&address, length), 0);
-    assert_int_equal(listen(listener, MAX_LINKS), 0);
-    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
-    *port = ntohs(address.sin_port);
-    return listener;
-}
-
-static int connect_to_loopback(int port) {
-    struct sockaddr_in address = loopback(port);
-    int sock = tracked(socket(AF_INET, SOCK_STREAM, 0));
-    assert_int_equal(connect(sock, (struct sockaddr *)&address, sizeof address), 0);
-    return sock;
-}
-
-/* Wait until sock is ready for `events`; false once the timeout has passed. */
-static bool wait_for(int sock, short events, int timeout_ms) {
-    long long deadline = now_ms() + timeout_ms;
-    struct pollfd ready = {.fd = sock, .events = events};
-    int result;
-    do
-        result = poll(&ready, 1, (int)(deadline > now_ms() ? deadline - now_ms() : 0));
-    while (result == -1 && errno == EINTR);
-    return result == 1;
-}
+/* ---- the test's own sockets, as fake peers (tracked: closed by tear_down) ---- */
 
 static int accept_within(int listener, int timeout_ms) {
-    assert_true(wait_for(listener, POLLIN, timeout_ms));
+    assert_true(wait_for_socket(listener, POLLIN, now_ms() + timeout_ms));
     return tracked(accept(listener, NULL, NULL));
 }
 
-/* Read up to `wanted` bytes, less at end of stream; stop at the deadline. Returns the count. */
-static size_t receive(int sock, char *buffer, size_t wanted, int timeout_ms) {
-    long long deadline = now_ms() + timeout_ms;
-    size_t got = 0;
-    while (got < wanted && wait_for(sock, POLLIN, (int)(deadline - now_ms()))) {
-        ssize_t bytes_read = recv(sock, buffer + got, wanted - got, 0);
-        if (bytes_read <= 0)
-            break;
-        got += (size_t)bytes_read;
-    }
-    return got;
-}
-
 /* Read A_LITTLE bytes and drop them, as a peer that is about to go; the count read. */
-static size_t read_a_little(int sock) {
+static ssize_t read_a_little(int sock) {
     static char sink[A_LITTLE];
-    return receive(sock, sink, sizeof sink, FINISH_TIMEOUT_MS);
+    return receive_within(sock, sink, sizeof sink, now_ms() + FINISH_TIMEOUT_MS);
 }
 
 static void send_text(int sock, const char *text) {
     assert_int_equal(send(sock, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
 }
 
-/* Close so that the peer gets a reset (RST), not an end of stream: linger on, for 0 s. */
-static void reset_connection(int sock) {
-    struct linger abort_at_once = {.l_onoff = 1, .l_linger = 0};
-    assert_int_equal(setsockopt(sock, SOL_SOCKET, SO_LINGER, &abort_at_once, sizeof abort_at_once),
-                     0);
-    close_socket(sock);
-}
-
-/* ---- forked helpers (the proxy): bounded by an alarm, killed by tear_down if still there */
-
-struct helper {
-    pid_t pid;
-    int exited; /* read end of a pipe whose write end only the child holds: EOF once it exits */
-};
-static struct helper helpers[MAX_HELPERS];
-static size_t helper_count;
-
-/* fork: in the child return NULL, in the test the new helper. */
-static struct helper *fork_helper(void) {
-    int ends[2];
-    assert_true(helper_count < MAX_HELPERS);
-    assert_int_equal(pipe(ends), 0);
-    fcntl(ends[0], F_SETFD, FD_CLOEXEC); /* the programs we start must not hold them */
-    fcntl(ends[1], F_SETFD, FD_CLOEXEC);
-    fflush(NULL); /* or the child would write our buffered output again */
-    pid_t pid = fork();
-    assert_int_not_equal(pid, -1);
-    if (pid == 0) {
-        close(ends[0]);
-        alarm(HELPER_LIFETIME_S);
-        return NULL;
-    }
-    close(ends[1]);
-    helpers[helper_count] = (struct helper){.pid = pid, .exited = ends[0]};
-    return &helpers[helper_count++];
-}
-
-/* Wait for the helper to exit and return its status (as the harness reports one), or kill it
- * at the deadline and return TIMED_OUT. */
-static int finish_helper(struct helper *helper, int timeout_ms) {
-    char byte;
-    bool exited =
-        wait_for(helper->exited, POLLIN, timeout_ms) && read(helper->exited, &byte, 1) == 0;
-    if (!exited)
-        kill(helper->pid, SIGKILL);
-    int status;
-    while (waitpid(helper->pid, &status, 0) == -1 && errno == EINTR)
-        continue;
-    close(helper->exited);
-    helper->pid = 0;
-    if (!exited)
-        return TIMED_OUT;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 static int tear_down(void **state) {
     (void)state;
-    for (size_t i = 0; i < helper_count; i++)
-        if (helpers[i].pid != 0)
-            finish_helper(&helpers[i], 0);
-    helper_count = 0;
-    for (size_t i = 0; i < socket_count; i++)
-        if (sockets[i] != -1)
-            close(sockets[i]);
-    socket_count = 0;
+    clean_up_peers();
     clean_up();
     return 0;
 }
@@ -364,191 +202,30 @@ static const char *long_text(const char *what, size_t size) {
 /* ====================================================================================== */
 /* ---- EINTR: strace makes every blocking socket call fail once, then every other time ---- */
 
-/* The calls that can block or be interrupted, by their Linux names (glibc's recv and send are
- * recvfrom and sendto, select is pselect6), with the other names an architecture may use.
- * write is left alone: only stdout and stderr use it. */
-static const char *const SOCKET_CALLS[] = {"accept",   "accept4", "connect", "recvfrom", "recvmsg",
-                                           "recv",     "sendto",  "sendmsg", "send",     "select",
-                                           "pselect6", "poll",    "ppoll"};
-
-/* strace -e inject=...: the first call of each kind fails with EINTR, then every second one
- * (when=1+2), so each retry succeeds and the call after it fails again. A '?' before a name
- * lets strace skip it where this architecture has no such call. */
-static const char *socket_call_injection(void) {
-    const char *names = "";
-    for (size_t i = 0; i < COUNT(SOCKET_CALLS); i++)
-        names = formatted("%s%s?%s", names, i > 0 ? "," : "", SOCKET_CALLS[i]);
-    return formatted("inject=%s:error=EINTR:when=1+2", names);
-}
-
-/* What strace does to the programs of a run. Reads of stdin are interrupted in a run of their
- * own: strace -P counts and injects only the calls on the stdin file, so that the dynamic
- * loader's reads of the libraries (which it does not retry) stay whole. */
-enum injection { NO_INJECTION, EINTR_IN_SOCKET_CALLS, EINTR_IN_STDIN_READS };
-
-/* LeakSanitizer cannot work under ptrace: in the ASan build it would fail every traced
- * program at exit, so leaks are checked by the runs without strace. */
-static const char *without_leak_checks(void) {
-    const char *options = getenv("ASAN_OPTIONS");
-    return formatted("ASAN_OPTIONS=%s%sdetect_leaks=0", options ? options : "",
-                     options && *options ? ":" : "");
-}
-
-/* Start a program under strace, logging its calls to log. -D runs strace beside the program
- * instead of above it, so the program is our child: we see its own exit status, and a kill at
- * the deadline reaches it. */
-static struct process *start_traced(const char *const argv[], const char *input,
-                                    enum injection injection, const char *log, const char *label) {
-    const char *inject = "trace=all"; /* strace's default: only log */
-    const char *path_option = NULL, *path = NULL;
-    if (injection == EINTR_IN_SOCKET_CALLS)
-        inject = socket_call_injection();
-    if (injection == EINTR_IN_STDIN_READS && input != NULL) {
-        inject = "inject=read:error=EINTR:when=1+2";
-        path_option = "-P"; /* only the calls on this file count and fail */
-        path = input;
-    }
-    const char *no_leak_checks = without_leak_checks();
-    const char *const wrapper[] = {"strace",       "-D", "-f",   "-o",        log,  "-E",
-                                   no_leak_checks, "-e", inject, path_option, path, NULL};
-    const struct run_options options = {.input_file = input, .label = label, .wrapper = wrapper};
-    return start_program(argv, &options);
-}
-
-/* In a client's argument list, stands for the server's port. */
-static const char PORT[] = "PORT";
-
-/* A server on a free port, and its clients one after another (so the output is the same on
- * every run). Inputs are files for stdin ("-m -"), or NULL. */
-struct conversation {
-    const char *const *server;
-    const char *const *client;
-    int client_count;
-    const char *server_input, *client_input;
-};
-
-struct run {
-    const char *port;
-    struct process *server, *clients[ECHO_CLIENTS];
-    const char *server_log, *client_logs[ECHO_CLIENTS];
-};
-
-static void converse(const struct conversation *talk, enum injection injection, const char *name,
-                     struct run *run) {
-    run->server_log = temp_path(formatted("%s-%s.log", name, talk->server[0]));
-    run->server = start_traced(talk->server, talk->server_input, injection, run->server_log,
-                               formatted("%s (%s run)", talk->server[0], name));
-    run->port = ready_port(run->server);
-    for (int i = 0; i < talk->client_count; i++) {
-        const char *argv[16];
-        size_t count = 0;
-        for (; talk->client[count] != NULL; count++)
-            argv[count] = talk->client[count] == PORT ? run->port : talk->client[count];
-        argv[count] = NULL;
-        run->client_logs[i] = temp_path(formatted("%s-%s-%d.log", name, talk->client[0], i));
-        run->clients[i] = start_traced(argv, talk->client_input, injection, run->client_logs[i],
-                                       formatted("%s %d (%s run)", argv[0], i + 1, name));
-        finish(run->clients[i], FINISH_TIMEOUT_MS);
-    }
-    finish(run->server, FINISH_TIMEOUT_MS);
-}
-
-/* How many calls starting with `call` ("recvfrom(") a strace -f log shows; with
- * injected_only, how many of them strace failed on purpose. */
-static int count_calls(const char *log, const char *call, bool injected_only) {
-    FILE *file = fopen(log, "r");
-    if (file == NULL)
-        return 0;
-    int count = 0;
-    char *line = NULL;
-    size_t size = 0;
-    while (getline(&line, &size, file) != -1) {
-        const char *text = line + strspn(line, "0123456789 "); /* -f puts the pid first */
-        if (strncmp(text, call, strlen(call)) == 0 &&
-            (!injected_only || strstr(text, "(INJECTED)") != NULL))
-            count++;
-    }
-    free(line);
-    fclose(file);
-    return count;
-}
-
-/* Fail unless each kind of call the program made in the plain run was interrupted at least
- * once in the faulty one: the test cannot pass because strace injected nothing. */
-static void check_interrupted(const struct process *program, const char *plain_log,
-                              const char *faulty_log, enum injection injection, const char *file,
-                              int line) {
-    bool stdin_reads = injection == EINTR_IN_STDIN_READS;
-    int interrupted = 0;
-    for (size_t i = 0; i < (stdin_reads ? 1 : COUNT(SOCKET_CALLS)); i++) {
-        const char *call = stdin_reads ? "read(0," : formatted("%s(", SOCKET_CALLS[i]);
-        if (count_calls(plain_log, call, false) == 0)
-            continue; /* a call this program does not make */
-        int injected = count_calls(faulty_log, call, true);
-        if (injected == 0) {
-            print_error("%s: none of its %s...) calls was interrupted\n", program->label, call);
-            _fail(file, line);
-        }
-        interrupted += injected;
-    }
-    if (interrupted == 0) {
-        print_error("%s: made none of the calls strace interrupts\n", program->label);
-        _fail(file, line);
-    }
-}
-#define assert_interrupted(program, plain_log, faulty_log, injection) \
-    check_interrupted(program, plain_log, faulty_log, injection, __FILE__, __LINE__)
-
-/* Run the conversation plainly, then with the faults: every program must still exit 0 and
- * print the very same bytes, and each must really have been interrupted. */
-static void expect_same_conversation(const struct conversation *talk, enum injection injection) {
-    struct run plain, faulty;
-    converse(talk, NO_INJECTION, "plain", &plain);
-    converse(talk, injection, "faulty", &faulty);
-
-    struct process *everyone[2 * (1 + ECHO_CLIENTS)] = {plain.server, faulty.server};
-    for (int i = 0; i < talk->client_count; i++) {
-        everyone[2 + 2 * i] = plain.clients[i];
-        everyone[3 + 2 * i] = faulty.clients[i];
-    }
-    assert_all_exit_0(everyone, 2 + 2 * (size_t)talk->client_count);
-    for (int i = 0; i < talk->client_count; i++) {
-        assert_stdout(faulty.clients[i],
-                      plain.clients[i]->out.data ? plain.clients[i]->out.data : "");
-        assert_stderr(faulty.clients[i], "");
-        if (injection != EINTR_IN_STDIN_READS || talk->client_input != NULL)
-            assert_interrupted(faulty.clients[i], plain.client_logs[i], faulty.client_logs[i],
-                               injection);
-    }
-    assert_stdout(faulty.server, plain.server->out.data ? plain.server->out.data : "");
-    assert_stderr(faulty.server,
-                  formatted("%s: ready on 127.0.0.1 port %s\n", talk->server[0], faulty.port));
-    if (injection != EINTR_IN_STDIN_READS || talk->server_input != NULL)
-        assert_interrupted(faulty.server, plain.server_log, faulty.server_log, injection);
-}
-
 static void udp_pair_survives_eintr_in_every_socket_call(void **state) {
     (void)state;
     NEED_TOOL("strace", "strace");
-    const struct conversation talk = {ARGV("udp_receiver", "-p", "0"),
-                                      ARGV("udp_sender", "-p", PORT), 1, NULL, NULL};
+    const struct conversation talk = {.server = ARGV("udp_receiver", "-p", "0"),
+                                      .client = ARGV("udp_sender", "-p", PORT),
+                                      .client_count = 1};
     expect_same_conversation(&talk, EINTR_IN_SOCKET_CALLS);
 }
 
 static void tcp_pair_survives_eintr_in_every_socket_call(void **state) {
     (void)state;
     NEED_TOOL("strace", "strace");
-    const struct conversation talk = {ARGV("tcp_server", "-p", "0"), ARGV("tcp_client", "-p", PORT),
-                                      1, NULL, NULL};
+    const struct conversation talk = {.server = ARGV("tcp_server", "-p", "0"),
+                                      .client = ARGV("tcp_client", "-p", PORT),
+                                      .client_count = 1};
     expect_same_conversation(&talk, EINTR_IN_SOCKET_CALLS);
 }
 
 static void select_server_and_echo_clients_survive_eintr_in_every_socket_call(void **state) {
     (void)state;
     NEED_TOOL("strace", "strace");
-    const struct conversation talk = {ARGV("select_server", "-e", "-n", "3", "-p", "0"),
-                                      ARGV("tcp_client", "-e", "-p", PORT), ECHO_CLIENTS, NULL,
-                                      NULL};
+    const struct conversation talk = {.server = ARGV("select_server", "-e", "-n", "3", "-p", "0"),
+                                      .client = ARGV("tcp_client", "-e", "-p", PORT),
+                                      .client_count = ECHO_CLIENTS};
     expect_same_conversation(&talk, EINTR_IN_SOCKET_CALLS);
 }
 
@@ -556,13 +233,11 @@ static void
 select_client_and_echo_server_survive_eintr_in_every_read_and_socket_call(void **state) {
     (void)state;
     NEED_TOOL("strace", "strace");
-    const char *input = temp_path("input");
-    FILE *file = fopen(input, "w");
-    assert_non_null(file);
-    fputs("typed line\n", file);
-    assert_int_equal(fclose(file), 0);
-    const struct conversation talk = {ARGV("select_server", "-e", "-n", "3", "-p", "0"),
-                                      ARGV("select_client", "-p", PORT), ECHO_CLIENTS, NULL, input};
+    const struct conversation talk = {
+        .server = ARGV("select_server", "-e", "-n", "3", "-p", "0"),
+        .client = ARGV("select_client", "-p", PORT),
+        .client_count = ECHO_CLIENTS,
+        .client_input = file_with("input", "typed line\n", strlen("typed line\n"))};
     expect_same_conversation(&talk, EINTR_IN_SOCKET_CALLS);
     expect_same_conversation(&talk, EINTR_IN_STDIN_READS);
 }
@@ -570,191 +245,19 @@ select_client_and_echo_server_survive_eintr_in_every_read_and_socket_call(void *
 static void tcp_pair_reading_stdin_survives_eintr_in_every_read_and_socket_call(void **state) {
     (void)state;
     NEED_TOOL("strace", "strace");
-    const char *greeting = temp_path("greeting"), *reply = temp_path("reply");
-    FILE *file = fopen(greeting, "w");
-    assert_non_null(file);
-    fputs(long_text("greeting from stdin", TALK_SIZE), file);
-    assert_int_equal(fclose(file), 0);
-    file = fopen(reply, "w");
-    assert_non_null(file);
-    fputs(long_text("reply from stdin", TALK_SIZE), file);
-    assert_int_equal(fclose(file), 0);
-    const struct conversation talk = {ARGV("tcp_server", "-m", "-", "-p", "0"),
-                                      ARGV("tcp_client", "-m", "-", "-p", PORT), 1, greeting,
-                                      reply};
+    const struct conversation talk = {
+        .server = ARGV("tcp_server", "-m", "-", "-p", "0"),
+        .client = ARGV("tcp_client", "-m", "-", "-p", PORT),
+        .client_count = 1,
+        .server_input =
+            file_with("greeting", long_text("greeting from stdin", TALK_SIZE), TALK_SIZE),
+        .client_input = file_with("reply", long_text("reply from stdin", TALK_SIZE), TALK_SIZE)};
     expect_same_conversation(&talk, EINTR_IN_SOCKET_CALLS);
     expect_same_conversation(&talk, EINTR_IN_STDIN_READS);
 }
 
 /* ====================================================================================== */
 /* ---- chunking: a proxy between client and server cuts the stream into other pieces ---- */
-
-/* The proxy's exit status when it did not forward everything and see both ways end. */
-enum { PROXY_SOCKET_FAILED = 1, PROXY_BROKEN = 2 /* the proxy itself could not work */ };
-
-enum proxy_mode {
-    ONE_BYTE_PER_SEND, /* every byte its own send, TCP_NODELAY: one segment each */
-    COALESCING,        /* hold bytes until COALESCE_SIZE wait or QUIET_MS pass, then one send */
-};
-
-/* One direction of a proxied connection: bytes read from `from`, waiting to go to `to`. */
-struct direction {
-    int from, to;
-    char *buffer;
-    size_t start, end; /* the waiting bytes: buffer[start..end) */
-    bool at_end;       /* `from` has shut down its side: forward the rest, then shut down `to` */
-    bool done;         /* ...and that is done */
-    long long last_arrival;
-};
-
-struct link {
-    struct direction way[2]; /* client to server, server to client */
-    bool open;
-};
-
-static bool forward_due(const struct direction *way, enum proxy_mode mode, long long now) {
-    size_t waiting = way->end - way->start;
-    return waiting > 0 &&
-           (mode == ONE_BYTE_PER_SEND || waiting >= COALESCE_SIZE ||
-            way->end == PROXY_BUFFER_SIZE || way->at_end || now - way->last_arrival >= QUIET_MS);
-}
-
-/* Move what can move now without waiting (the sockets are non-blocking): read what came,
- * forward what is due. False when a socket failed. */
-static bool pump(struct direction *way, enum proxy_mode mode) {
-    if (!way->at_end && way->end < PROXY_BUFFER_SIZE) {
-        ssize_t got = recv(way->from, way->buffer + way->end, PROXY_BUFFER_SIZE - way->end, 0);
-        if (got > 0) {
-            way->end += (size_t)got;
-            way->last_arrival = now_ms();
-        } else if (got == 0) {
-            way->at_end = true;
-        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            return false;
-        }
-    }
-    while (forward_due(way, mode, now_ms())) {
-        size_t length = mode == ONE_BYTE_PER_SEND ? 1 : way->end - way->start;
-        ssize_t sent = send(way->to, way->buffer + way->start, length, MSG_NOSIGNAL);
-        if (sent == -1)
-            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-        way->start += (size_t)sent;
-    }
-    if (way->start == way->end)
-        way->start = way->end = 0;
-    if (way->at_end && way->end == 0 && !way->done) {
-        shutdown(way->to, SHUT_WR);
-        way->done = true;
-    }
-    return true;
-}
-
-static void open_link(struct link *link, int client, int server_port, enum proxy_mode mode) {
-    struct sockaddr_in address = loopback(server_port);
-    int server = socket(AF_INET, SOCK_STREAM, 0);
-    if (server == -1 || connect(server, (struct sockaddr *)&address, sizeof address) == -1)
-        _exit(PROXY_BROKEN);
-    int sockets_of_link[2] = {client, server}, on = 1;
-    for (int i = 0; i < 2; i++) {
-        fcntl(sockets_of_link[i], F_SETFL, fcntl(sockets_of_link[i], F_GETFL) | O_NONBLOCK);
-        if (mode == ONE_BYTE_PER_SEND)
-            setsockopt(sockets_of_link[i], IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-        link->way[i] = (struct direction){.from = sockets_of_link[i],
-                                          .to = sockets_of_link[1 - i],
-                                          .buffer = malloc(PROXY_BUFFER_SIZE)};
-        if (link->way[i].buffer == NULL)
-            _exit(PROXY_BROKEN);
-    }
-    link->open = true;
-}
-
-/* Close both ends; after a failure with a reset, so that neither peer waits for more. */
-static void close_link(struct link *link, bool failed) {
-    struct linger abort_at_once = {.l_onoff = 1, .l_linger = 0};
-    for (int i = 0; i < 2; i++) {
-        if (failed)
-            setsockopt(link->way[i].from, SOL_SOCKET, SO_LINGER, &abort_at_once,
-                       sizeof abort_at_once);
-        close(link->way[i].from);
-        free(link->way[i].buffer);
-    }
-    link->open = false;
-}
-
-/* The proxy child: accept `connections` clients, connect each to the server, forward both
- * ways until both have ended, then exit (1 if a socket failed). One poll loop for all. */
-static _Noreturn void run_proxy(int listener, int server_port, enum proxy_mode mode,
-                                int connections) {
-    struct link links[MAX_LINKS] = {0};
-    int accepted = 0, open = 0;
-    bool failed = false;
-    while (accepted < connections || open > 0) {
-        struct pollfd fds[1 + 4 * MAX_LINKS];
-        nfds_t used = 0;
-        int timeout = -1; /* the alarm bounds the whole child */
-        long long now = now_ms();
-        if (accepted < connections)
-            fds[used++] = (struct pollfd){.fd = listener, .events = POLLIN};
-        for (int i = 0; i < accepted; i++) {
-            for (int j = 0; links[i].open && j < 2; j++) {
-                struct direction *way = &links[i].way[j];
-                if (!way->at_end && way->end < PROXY_BUFFER_SIZE)
-                    fds[used++] = (struct pollfd){.fd = way->from, .events = POLLIN};
-                if (forward_due(way, mode, now))
-                    fds[used++] = (struct pollfd){.fd = way->to, .events = POLLOUT};
-                else if (way->end > way->start) { /* coalescing: wake when the quiet ends */
-                    int quiet_left = (int)(way->last_arrival + QUIET_MS - now);
-                    timeout = timeout == -1 || quiet_left < timeout ? quiet_left : timeout;
-                }
-            }
-        }
-        if (poll(fds, used, timeout) == -1 && errno != EINTR)
-            _exit(PROXY_BROKEN);
-        if (accepted < connections && (fds[0].revents & POLLIN)) {
-            int client = accept(listener, NULL, NULL);
-            if (client != -1) {
-                open_link(&links[accepted++], client, server_port, mode);
-                open++;
-            }
-        }
-        for (int i = 0; i < accepted; i++) {
-            if (!links[i].open)
-                continue;
-            bool working = pump(&links[i].way[0], mode) && pump(&links[i].way[1], mode);
-            if (!working || (links[i].way[0].done && links[i].way[1].done)) {
-                failed |= !working;
-                close_link(&links[i], !working);
-                open--;
-            }
-        }
-    }
-    _exit(failed ? PROXY_SOCKET_FAILED : 0);
-}
-
-/* Fail unless the proxy forwarded everything, saw both ways of each connection end and exited. */
-static void check_proxy_finished(struct helper *proxy, const char *file, int line) {
-    int status = finish_helper(proxy, FINISH_TIMEOUT_MS);
-    if (status == 0)
-        return;
-    print_error("proxy: expected exit status 0, got %s\n",
-                status == TIMED_OUT             ? "none (killed at the deadline)"
-                : status == PROXY_SOCKET_FAILED ? "1 (a socket failed)"
-                                                : formatted("%d", status));
-    _fail(file, line);
-}
-#define assert_proxy_finished(proxy) check_proxy_finished(proxy, __FILE__, __LINE__)
-
-/* Start a proxy to the server at server_port for `connections` clients; returns its port. */
-static int start_proxy(int server_port, enum proxy_mode mode, int connections,
-                       struct helper **proxy) {
-    int port;
-    int listener = listen_on_loopback(&port);
-    *proxy = fork_helper();
-    if (*proxy == NULL)
-        run_proxy(listener, server_port, mode, connections);
-    close_socket(listener);
-    return port;
-}
 
 static void tcp_pair_talks_through_a_proxy(enum proxy_mode mode) {
     const char *greeting = long_text("greeting", TALK_SIZE);
@@ -873,14 +376,14 @@ static void tcp_client_sending_to_a_server_that_goes(bool reset) {
         start_program(ARGV("tcp_client", "-m", "-", "-p", formatted("%d", port)),
                       &(struct run_options){.input_file = payload});
     int server = accept_within(listener, READY_TIMEOUT_MS);
-    close_socket(listener);
+    close_tracked(listener);
     send_text(server, "Hello!");
     assert_int_equal(shutdown(server, SHUT_WR), 0);
     assert_int_equal(read_a_little(server), A_LITTLE);
     if (reset)
         reset_connection(server);
     else
-        close_socket(server);
+        close_tracked(server);
 
     assert_exit(client, 1);
     assert_stdout(client, "Client connected!\nReceived from server: Hello!\n");
@@ -939,7 +442,7 @@ static void tcp_client_reports_a_server_that_resets_in_the_middle_of_its_greetin
     int listener = listen_on_loopback(&port);
     struct process *client = start_program(ARGV("tcp_client", "-p", formatted("%d", port)), NULL);
     int server = accept_within(listener, READY_TIMEOUT_MS);
-    close_socket(listener);
+    close_tracked(listener);
     /* A reset that comes before connect has returned fails connect instead of recv. */
     assert_true(wait_for_output(client, "Client connected!\n", FINISH_TIMEOUT_MS));
     send_text(server, part);
@@ -967,9 +470,9 @@ static void tcp_client_takes_a_plain_close_as_the_end_of_the_greeting(void **sta
     int listener = listen_on_loopback(&port);
     struct process *client = start_program(ARGV("tcp_client", "-p", formatted("%d", port)), NULL);
     int server = accept_within(listener, READY_TIMEOUT_MS);
-    close_socket(listener);
+    close_tracked(listener);
     send_text(server, "Hello!");
-    close_socket(server); /* no shutdown first, and never reads the reply */
+    close_tracked(server); /* no shutdown first, and never reads the reply */
 
     /* The reply then goes to a closed socket: the send may still succeed (the peer's kernel
      * answers it with a reset later), or fail. Either is fine; a signal or a hang is not. */
@@ -990,8 +493,9 @@ static void select_server_reports_a_client_that_resets_and_keeps_serving_others(
     const char *port = ready_port(server);
     int rude = connect_to_loopback(atoi(port));
     char greeting[sizeof "Hello!\n"] = "";
-    assert_int_equal(receive(rude, greeting, strlen("Hello!\n"), FINISH_TIMEOUT_MS),
-                     strlen("Hello!\n"));
+    assert_int_equal(
+        receive_within(rude, greeting, strlen("Hello!\n"), now_ms() + FINISH_TIMEOUT_MS),
+        strlen("Hello!\n"));
     assert_string_equal(greeting, "Hello!\n");
     reset_connection(rude);
     assert_true(wait_for_output(server, "socket disconnected\n", FINISH_TIMEOUT_MS));
@@ -1001,7 +505,7 @@ static void select_server_reports_a_client_that_resets_and_keeps_serving_others(
     assert_stdout(client, ECHO_CLIENT_LINES);
     assert_exit(server, 0);
     assert_stdout(server,
-                  "listening\naccepting new socket\nsocket disconnected\n" ONE_SELECT_CLIENT);
+                  "listening\naccepting new socket\nsocket disconnected\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("select_server: ready on 127.0.0.1 port %s\n"
                                     "select_server: recv: Connection reset by peer\n",
                                     port));
@@ -1066,7 +570,7 @@ udp_sender_stopped_by_sigint_or_sigterm_says_so_and_removes_its_socket_file(void
         struct sockaddr_un from = {0};
         socklen_t from_length = sizeof from;
         char datagram[sizeof "Hello!"] = "";
-        assert_true(wait_for(receiver, POLLIN, READY_TIMEOUT_MS));
+        assert_true(wait_for_socket(receiver, POLLIN, now_ms() + READY_TIMEOUT_MS));
         assert_int_equal(recvfrom(receiver, datagram, sizeof datagram - 1, 0,
                                   (struct sockaddr *)&from, &from_length),
                          strlen("Hello!"));
@@ -1111,7 +615,8 @@ every_ip_server_stopped_by_sigint_or_sigterm_says_so_and_frees_its_port_at_once(
             char greeting[sizeof "Hello!"] = "";
             if (!udp) {
                 client = connect_to_loopback(atoi(port));
-                assert_int_equal(receive(client, greeting, strlen("Hello!"), FINISH_TIMEOUT_MS),
+                assert_int_equal(receive_within(client, greeting, strlen("Hello!"),
+                                                now_ms() + FINISH_TIMEOUT_MS),
                                  strlen("Hello!"));
                 assert_string_equal(greeting, "Hello!");
             }
@@ -1128,7 +633,7 @@ every_ip_server_stopped_by_sigint_or_sigterm_says_so_and_frees_its_port_at_once(
                 fail();
             }
             if (client != -1)
-                close_socket(client);
+                close_tracked(client);
         }
     }
 }
@@ -1189,9 +694,9 @@ static void framing_messages_and_lines_come_whole_through_one_byte_pieces(void *
             assert_int_equal(read_line(&lines, &line), 0); /* the end */
         }
         assert_int_equal(finish_helper(sender, FINISH_TIMEOUT_MS), 0);
-        close_socket(reader);
+        close_tracked(reader);
         assert_proxy_finished(proxy);
-        close_socket(listener);
+        close_tracked(listener);
     }
 }
 
@@ -1215,9 +720,9 @@ static void framing_refuses_a_huge_length_and_a_message_cut_short(void **state) 
     assert_int_equal(shutdown(sender, SHUT_WR), 0);
     assert_int_equal(receive_message(reader, buffer, &length), -1);
     assert_int_equal(errno, EPROTO);
-    close_socket(reader);
-    close_socket(sender);
-    close_socket(listener);
+    close_tracked(reader);
+    close_tracked(sender);
+    close_tracked(listener);
 }
 
 /* docs/connect-timeout.md: connects at once to a listener, fails at once where nobody
@@ -1265,7 +770,7 @@ static void connect_within_connects_is_refused_or_times_out_on_a_full_queue(void
     (void)result, (void)late_errno, (void)waited; /* BSD lets more wait: no full queue yet */
 #endif
     (void)port;
-    close_socket(listener);
+    close_tracked(listener);
 }
 
 /* docs/byte-order.md: the port goes in most significant byte first, the address made by hand
@@ -1285,9 +790,9 @@ static void address_by_hand_is_in_network_byte_order_and_connects(void **state) 
     struct sockaddr_in address = ipv4_address("127.0.0.1", (uint16_t)port);
     int client = tracked(socket(AF_INET, SOCK_STREAM, 0));
     assert_int_equal(connect(client, (struct sockaddr *)&address, sizeof address), 0);
-    close_socket(accept_within(listener, FINISH_TIMEOUT_MS));
-    close_socket(client);
-    close_socket(listener);
+    close_tracked(accept_within(listener, FINISH_TIMEOUT_MS));
+    close_tracked(client);
+    close_tracked(listener);
 }
 
 /* docs/dead-peers.md: the three numbers are set on the socket (where the system has them). */
@@ -1308,7 +813,7 @@ static void keep_alive_sets_idle_interval_and_count(void **state) {
         assert_int_equal(value, expected[i]);
     }
 #endif
-    close_socket(sock);
+    close_tracked(sock);
 }
 
 /* docs/dual-stack.md: bound to ::ffff:127.0.0.1 with IPV6_V6ONLY off, the IPv6 listener takes
@@ -1326,16 +831,16 @@ static void dual_stack_listener_takes_an_ipv4_client_as_a_mapped_address(void **
     int client = connect_to_loopback(port);
     struct sockaddr_in6 peer;
     socklen_t length = sizeof peer;
-    assert_true(wait_for(listener, POLLIN, FINISH_TIMEOUT_MS));
+    assert_true(wait_for_socket(listener, POLLIN, now_ms() + FINISH_TIMEOUT_MS));
     int server = tracked(accept(listener, (struct sockaddr *)&peer, &length));
     char text[INET6_ADDRSTRLEN];
     assert_int_equal(peer.sin6_family, AF_INET6);
     assert_true(IN6_IS_ADDR_V4MAPPED(&peer.sin6_addr));
     assert_non_null(inet_ntop(AF_INET6, &peer.sin6_addr, text, sizeof text));
     assert_string_equal(text, "::ffff:127.0.0.1");
-    close_socket(server);
-    close_socket(client);
-    close_socket(listener);
+    close_tracked(server);
+    close_tracked(client);
+    close_tracked(listener);
 
     /* IPV6_V6ONLY on: a mapped IPv4 address is not this socket's to bind. */
     int only6 = tracked(socket(AF_INET6, SOCK_STREAM, 0)), on = 1;
@@ -1343,7 +848,7 @@ static void dual_stack_listener_takes_an_ipv4_client_as_a_mapped_address(void **
     assert_int_equal(inet_pton(AF_INET6, "::ffff:127.0.0.1", &mapped.sin6_addr), 1);
     assert_int_equal(setsockopt(only6, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on), 0);
     assert_int_equal(bind(only6, (struct sockaddr *)&mapped, sizeof mapped), -1);
-    close_socket(only6);
+    close_tracked(only6);
 }
 
 int main(void) {

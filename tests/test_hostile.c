@@ -43,8 +43,7 @@ enum {
     EXTRA_CLIENTS = 20,        /* connections beyond FD_SETSIZE */
     FILES_LIMIT = 2048,        /* RLIMIT_NOFILE for FD_SETSIZE + EXTRA_CLIENTS connections */
     SELECT_SERVER_OWN_FDS = 4, /* stdin, stdout, stderr and the listener, all below 1024 */
-    MAX_SOCKETS = FD_SETSIZE + EXTRA_CLIENTS + 8,
-    DATAGRAM_BUFFER = 1024, /* udp_receiver's and udp_sender's receive buffer */
+    DATAGRAM_BUFFER = 1024,    /* udp_receiver's and udp_sender's receive buffer */
 };
 
 #define GREETING "Hello!\n"
@@ -80,52 +79,6 @@ static void check_stdout_around(const struct process *process, const char *befor
 
 /* ---- plumbing ---- */
 
-/* Sockets the test opened itself, closed by tear_down even when the test fails. */
-static int sockets[MAX_SOCKETS];
-static size_t socket_count;
-
-/* A non-blocking TCP connection from the test to 127.0.0.1:port, as a raw peer; -1 with errno
- * when it fails (ETIMEDOUT at the deadline). */
-static int connect_to(const char *port, long long deadline) {
-    assert_true(socket_count < MAX_SOCKETS);
-    int sock = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(sock, -1);
-    sockets[socket_count++] = sock;
-    int flags = fcntl(sock, F_GETFL);
-    assert_int_equal(fcntl(sock, F_SETFL, flags | O_NONBLOCK), 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(sock, (struct sockaddr *)&address, sizeof address) == 0)
-        return sock;
-    if (errno != EINPROGRESS)
-        return -1;
-    int error = ETIMEDOUT;
-    socklen_t length = sizeof error;
-    if (wait_for_socket(sock, POLLOUT, deadline))
-        assert_int_equal(getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length), 0);
-    errno = error;
-    return error == 0 ? sock : -1;
-}
-
-/* Receive length bytes, waiting up to the deadline. Returns how many came: fewer when the
- * stream ended first (the peer closed or reset it), -1 when the deadline passed first. */
-static ssize_t receive(int sock, char *buffer, size_t length, long long deadline) {
-    size_t received = 0;
-    while (received < length) {
-        if (!wait_for_socket(sock, POLLIN, deadline))
-            return -1;
-        ssize_t bytes_read = recv(sock, buffer + received, length - received, 0);
-        if (bytes_read == -1 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-            continue;
-        if (bytes_read == -1 && errno != ECONNRESET)
-            fail_msg("recv: %s", strerror(errno));
-        if (bytes_read <= 0)
-            break;
-        received += (size_t)bytes_read;
-    }
-    return (ssize_t)received;
-}
-
 /* Send all of text on a non-blocking socket, waiting for room up to the deadline. */
 static void send_text(int sock, const char *text, long long deadline) {
     for (size_t sent = 0; sent < strlen(text);) {
@@ -158,16 +111,6 @@ static struct output file_contents(const char *path) {
     return contents;
 }
 
-/* Write length bytes of data to a new file in the temporary directory; return its path. */
-static const char *file_with(const char *name, const char *data, size_t length) {
-    const char *path = temp_path(name);
-    FILE *file = fopen(path, "wb");
-    assert_non_null(file);
-    assert_int_equal(fwrite(data, 1, length, file), length);
-    assert_int_equal(fclose(file), 0);
-    return path;
-}
-
 /* length letters, "abcd...zabc...", so that a cut at any place shows. */
 static const char *letters(size_t length) {
     char *text = malloc(length + 1);
@@ -180,18 +123,10 @@ static const char *letters(size_t length) {
     return kept;
 }
 
-static struct rlimit saved_files_limit;
-static bool files_limit_changed;
-
 static int tear_down(void **state) {
     (void)state;
     clean_up();
-    for (size_t i = 0; i < socket_count; i++)
-        close(sockets[i]);
-    socket_count = 0;
-    if (files_limit_changed)
-        setrlimit(RLIMIT_NOFILE, &saved_files_limit);
-    files_limit_changed = false;
+    clean_up_peers();
     return 0;
 }
 
@@ -231,13 +166,13 @@ static bool push_until_stuck(int hog, size_t *sent, size_t limit, int quiet_ms,
  * `sent` bytes the hog sent. */
 static void expect_greeting_and_echo(int hog, size_t sent, long long deadline) {
     char greeting[sizeof GREETING - 1];
-    ssize_t length = receive(hog, greeting, sizeof greeting, deadline);
+    ssize_t length = receive_within(hog, greeting, sizeof greeting, deadline);
     if (length != (ssize_t)sizeof greeting || memcmp(greeting, GREETING, sizeof greeting) != 0)
         fail_msg("the hog expected the greeting \"Hello!\\n\", got %s",
                  length == -1 ? "nothing within the deadline" : shown(greeting, (size_t)length));
     size_t echoed = 0;
     char chunk[CHUNK_SIZE];
-    while ((length = receive(hog, chunk, sizeof chunk, deadline)) > 0) {
+    while ((length = receive_within(hog, chunk, sizeof chunk, deadline)) > 0) {
         for (size_t i = 0; i < (size_t)length; i++)
             if ((unsigned char)chunk[i] != pattern[(echoed + i) % PATTERN_PERIOD])
                 fail_msg("the echo differs from what the hog sent at byte %zu", echoed + i);
@@ -261,7 +196,7 @@ static void select_server_serves_others_while_a_client_sends_without_reading(voi
                                            &(struct run_options){.output_file = server_lines});
     const char *port = ready_port(server);
     long long deadline = now_ms() + slow(HOG_DEADLINE_MS);
-    int hog = connect_to(port, deadline);
+    int hog = open_connection(port, deadline);
     assert_int_not_equal(hog, -1);
     /* Under valgrind the hog pushes less (the server reads slowly); memory goes unchecked. */
     size_t limit = under_valgrind() ? VALGRIND_HOG_LIMIT : HOG_LIMIT;
@@ -310,57 +245,6 @@ static void select_server_serves_others_while_a_client_sends_without_reading(voi
 
 /* ---- more clients than select() can watch ---- */
 
-/* Make sure this process and its children may open `needed` descriptors; false if the hard
- * limit does not allow it. tear_down puts the limit back. */
-static bool allow_open_files(rlim_t needed) {
-    struct rlimit limit;
-    assert_int_equal(getrlimit(RLIMIT_NOFILE, &limit), 0);
-    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur >= needed)
-        return true;
-    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed)
-        return false;
-    saved_files_limit = limit;
-    limit.rlim_cur = needed;
-    if (setrlimit(RLIMIT_NOFILE, &limit) == -1)
-        return false;
-    files_limit_changed = true;
-    return true;
-}
-
-/* Fail the test with `what`, and show what became of the server: its exit status and the
- * end of its stderr, where a crash report would be. */
-static void fail_showing_server(struct process *server, const char *what) {
-    int status = finish(server, slow(CONVERSATION_MS));
-    size_t length = server->err.length, from = length > SHOWN_BYTES ? length - SHOWN_BYTES : 0;
-    print_error("%s\n    %s's exit status: %s\n    the end of its stderr: %s\n", what,
-                server->label,
-                status == TIMED_OUT ? "none (killed at the deadline)" : formatted("%d", status),
-                shown(server->err.data ? server->err.data + from : NULL, length - from));
-    _fail(__FILE__, __LINE__);
-}
-
-/* Open connection number `number` and see what the server does first: greet it (true) or
- * close it without a byte (false). Anything else fails the test. */
-static bool connect_and_get_greeted(struct process *server, const char *port, int number,
-                                    int *sock) {
-    long long deadline = now_ms() + slow(CONVERSATION_MS);
-    *sock = connect_to(port, deadline);
-    if (*sock == -1)
-        fail_showing_server(server, formatted("connection %d: %s", number, strerror(errno)));
-    char greeting[sizeof GREETING - 1];
-    ssize_t length = receive(*sock, greeting, sizeof greeting, deadline);
-    if (length == 0)
-        return false; /* end of stream, or reset */
-    if (length != (ssize_t)sizeof greeting || memcmp(greeting, GREETING, sizeof greeting) != 0)
-        fail_showing_server(
-            server, formatted("connection %d: expected the greeting \"Hello!\\n\" or the end of "
-                              "the stream, got %s",
-                              number,
-                              length == -1 ? "neither within the deadline"
-                                           : shown(greeting, (size_t)length)));
-    return true;
-}
-
 static void select_server_refuses_clients_beyond_fd_setsize_and_serves_the_others(void **state) {
     (void)state;
     enum { CONNECTIONS = FD_SETSIZE + EXTRA_CLIENTS };
@@ -398,7 +282,7 @@ static void select_server_refuses_clients_beyond_fd_setsize_and_serves_the_other
     for (int i = 0; i < 2; i++) {
         int sock = i == 0 ? first : last;
         send_text(sock, "ping\n", deadline);
-        ssize_t length = receive(sock, echo, sizeof echo, deadline);
+        ssize_t length = receive_within(sock, echo, sizeof echo, deadline);
         if (length != (ssize_t)sizeof echo || memcmp(echo, "ping\n", sizeof echo) != 0)
             fail_showing_server(server,
                                 formatted("%s client: expected the echo \"ping\\n\", got %s",

@@ -34,9 +34,6 @@ enum {
 #define SOCAT_LINGER "2"
 #define IPV6_LOOPBACK "[0000:0000:0000:0000:0000:0000:0000:0001]" /* as socat prints it */
 
-#define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
-#define ONE_SELECT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
-
 /* What the tools read on stdin: the tutorial's messages, as our programs would send them. */
 static const struct run_options GREETING = {.input = "Hello!"};
 static const struct run_options REPLY = {.input = "Thanks! Bye."};
@@ -167,7 +164,7 @@ static void expect_select_server_echoed(struct process *server, struct process *
     assert_exit(tool, 0);
     assert_stdout(tool, "Hello!\nping\n");
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
 }
 
 /* ---- tcp_server: nc and socat as the client ---- */
@@ -559,7 +556,7 @@ static void select_server_greets_nc_and_drops_its_bytes_without_e(void **state) 
     assert_exit(nc, 0);
     assert_stdout(nc, "Hello!\n");
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
 }
 
 static void select_server_greets_and_echoes_nc_over_ipv4(void **state) {
@@ -631,7 +628,7 @@ static void select_server_echoes_nc_and_socat_each_its_own_bytes(void **state) {
     assert_int_equal(count_lines(&server->out, "accepting new socket"), 2);
     assert_int_equal(count_lines(&server->out, "socket sent data"), 2);
     assert_int_equal(count_lines(&server->out, "socket disconnected"), 2);
-    assert_int_equal(server->out.length, strlen("listening\n" ONE_SELECT_CLIENT ONE_SELECT_CLIENT));
+    assert_int_equal(server->out.length, strlen("listening\n" ONE_EVENT_CLIENT ONE_EVENT_CLIENT));
 }
 
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)

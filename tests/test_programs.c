@@ -39,12 +39,7 @@ static const char *const PROGRAMS[] = {"udp_receiver", "udp_sender",    "tcp_ser
                                        "tcp_client",   "select_server", "select_client"};
 static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_server"};
 static const char *const CLIENTS[] = {"udp_sender", "tcp_client", "select_client"};
-#define COUNT(array) (sizeof(array) / sizeof(array)[0])
 
-#define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
-#define ECHO_CLIENT_LINES \
-    "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
-#define ONE_SELECT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
 #define HINT                                                                                 \
     "tcp_client: still waiting for the server to end its message (an echo server waits for " \
     "ours first: use tcp_client -e)\n"
@@ -127,8 +122,8 @@ static void select_server_greets_and_echoes_five_clients_in_turn(void **state) {
     }
 
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT ONE_SELECT_CLIENT ONE_SELECT_CLIENT
-                              ONE_SELECT_CLIENT ONE_SELECT_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT ONE_EVENT_CLIENT ONE_EVENT_CLIENT
+                              ONE_EVENT_CLIENT ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("select_server: ready on 127.0.0.1 port %s\n", port));
 }
 
@@ -201,7 +196,7 @@ static void select_server_talks_over_ipv6(void **state) {
     assert_exit(client, 0);
     assert_stdout(client, ECHO_CLIENT_LINES);
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("select_server: ready on ::1 port %s\n", port));
 }
 
@@ -251,7 +246,7 @@ static void select_server_talks_over_a_unix_socket_and_removes_the_socket_file(v
     assert_exit(client, 0);
     assert_stdout(client, ECHO_CLIENT_LINES);
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("select_server: ready on %s\n", path));
     assert_false(file_exists(path));
 }
@@ -426,7 +421,7 @@ static void select_client_talks_over_ipv6_and_over_a_unix_socket(void **state) {
     assert_stdout(client, "Hello!\nover IPv6\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
 
     server = start_program(ARGV("select_server", "-e", "-u", path, "-n", "1"), NULL);
     assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
@@ -436,7 +431,7 @@ static void select_client_talks_over_ipv6_and_over_a_unix_socket(void **state) {
     assert_stdout(client, "Hello!\nover a UNIX socket\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
     assert_false(file_exists(path));
 }
 
@@ -582,7 +577,7 @@ static void nc_gets_the_greeting_and_its_own_echo_from_select_server(void **stat
     assert_exit(nc, 0);
     assert_stdout(nc, "Hello!\nping\n");
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_SELECT_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
 }
 
 static void nc_talks_to_tcp_server_like_tcp_client(void **state) {

@@ -46,23 +46,17 @@ enum {
 };
 
 #define GREETING "Hello!\n"
-#define ECHO_CLIENT_LINES \
-    "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
-#define ONE_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
-/* tcp_client without -e, as in the tutorial: the greeting ends with a newline, then the line. */
-#define TUTORIAL_CLIENT_LINES "Client connected!\nReceived from server: Hello!\n\nreply sent!\n"
 
 static char echo_load[4096]; /* the load generator's path: next to this test's binary */
 
 /* ---- plumbing ---- */
 
-static int hog = -1; /* the test's own raw client, closed by tear_down */
+static int hog = -1; /* the test's own raw client, tracked (checks.h): closed by tear_down */
 
 static int tear_down(void **state) {
     (void)state;
     clean_up();
-    if (hog != -1)
-        close(hog);
+    clean_up_peers();
     hog = -1;
     return 0;
 }
@@ -81,7 +75,8 @@ static void greets_and_echoes_five_clients_in_turn(void **state) {
     }
 
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_CLIENT ONE_CLIENT ONE_CLIENT ONE_CLIENT ONE_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT ONE_EVENT_CLIENT ONE_EVENT_CLIENT
+                              ONE_EVENT_CLIENT ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
 }
 
@@ -120,7 +115,7 @@ static void talks_over_ipv6(void **state) {
     assert_exit(client, 0);
     assert_stdout(client, ECHO_CLIENT_LINES);
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("%s: ready on ::1 port %s\n", name, port));
 }
 
@@ -134,7 +129,7 @@ static void talks_over_a_unix_socket_and_removes_the_socket_file(void **state) {
     assert_exit(client, 0);
     assert_stdout(client, ECHO_CLIENT_LINES);
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("%s: ready on %s\n", name, path));
     struct stat status;
     assert_int_equal(lstat(path, &status), -1);
@@ -184,7 +179,7 @@ static void serves_five_plain_tcp_clients_at_once_as_in_the_tutorial(void **stat
 
     for (int i = 1; i <= CLIENT_COUNT; i++) {
         assert_exit(everyone[i], 0);
-        assert_stdout(everyone[i], TUTORIAL_CLIENT_LINES);
+        assert_stdout(everyone[i], EVENT_CLIENT_LINES);
         assert_stderr(everyone[i], "");
     }
     assert_exit(server, 0); /* by itself: the fifth client has gone */
@@ -207,7 +202,7 @@ static void gives_tcp_client_in_echo_mode_only_the_greeting_without_e(void **sta
     assert_stdout(client, "Client connected!\nreply sent!\nReceived from server: Hello!\n\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
 }
 
@@ -256,7 +251,7 @@ static void greets_select_client_and_drops_its_input_without_e(void **state) {
     assert_stdout(client, "Hello!\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
 }
 
@@ -271,7 +266,7 @@ static void greets_select_client_and_echoes_its_input_with_e(void **state) {
     assert_stdout(client, "Hello!\ntyped line\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_CLIENT);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
 }
 
@@ -304,24 +299,6 @@ static void goes_on_reading_select_client_after_ending_its_own_side(void **state
 
 /* The hog's bytes: byte n of its stream is pattern[n % PATTERN_PERIOD]. */
 static unsigned char pattern[CHUNK_SIZE + PATTERN_PERIOD];
-
-/* A non-blocking TCP connection from the test to 127.0.0.1:port, as a raw peer. */
-static int connect_to(const char *port, long long deadline) {
-    int sock = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(sock, -1);
-    assert_int_equal(fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK), 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(sock, (struct sockaddr *)&address, sizeof address) == -1) {
-        assert_int_equal(errno, EINPROGRESS);
-        assert_true(wait_for_socket(sock, POLLOUT, deadline));
-        int error = -1;
-        socklen_t length = sizeof error;
-        assert_int_equal(getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length), 0);
-        assert_int_equal(error, 0);
-    }
-    return sock;
-}
 
 /* Push the hog's bytes without reading anything until the kernel has taken nothing for
  * quiet_ms: true (the server stopped reading from it), or false when `limit` bytes went. */
@@ -383,7 +360,8 @@ static void serves_others_while_a_client_sends_without_reading(void **state) {
                                            &(struct run_options){.output_file = server_lines});
     const char *port = ready_port(server);
     long long deadline = now_ms() + slow(HOG_DEADLINE_MS);
-    hog = connect_to(port, deadline);
+    hog = open_connection(port, deadline);
+    assert_int_not_equal(hog, -1);
 
     /* Once the hog is stuck, another client is served all the same. */
     size_t sent = 0;

@@ -34,7 +34,6 @@
 #include "harness.h"
 
 enum {
-    MAX_SOCKETS = 32,         /* sockets (and pipe ends) of one test */
     UNREAD_CLIENTS = 6000,    /* their lines fill a 64 KiB pipe and the 64 KiB log behind it */
     UNREAD_MS = 60 * 1000,    /* for all of them to be served */
     STOP_MS = 2000,           /* for a server to stop on SIGINT */
@@ -53,9 +52,6 @@ static const char *const EVENT_SERVERS[] = {"select_server", "poll_server", "epo
 static const char *const PROGRAMS[] = {"udp_receiver", "udp_sender",    "tcp_server",
                                        "tcp_client",   "select_server", "poll_server",
                                        "epoll_server", "select_client"};
-#define COUNT(array) (sizeof(array) / sizeof(array)[0])
-
-#define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
 #define NOT_READ_NOTICE "stdout is not read: its lines are dropped, and counted, until it is"
 
 /* ---- assertions: each failure says what was expected and what came ---- */
@@ -97,41 +93,13 @@ static bool file_exists(const char *path) {
     return lstat(path, &status) == 0;
 }
 
-/* ---- sockets and pipe ends of the test itself, closed by tear_down if a test fails ---- */
-
-static int sockets[MAX_SOCKETS];
-static size_t socket_count;
-
-static int tracked(int fd) {
-    assert_int_not_equal(fd, -1);
-    assert_true(socket_count < MAX_SOCKETS);
-    /* The programs we start must not hold them: a copy would keep a connection or a pipe
-     * open after we close ours. */
-    assert_int_not_equal(fcntl(fd, F_SETFD, FD_CLOEXEC), -1);
-    sockets[socket_count++] = fd;
-    return fd;
-}
-
-static void close_tracked(int fd) {
-    for (size_t i = 0; i < socket_count; i++)
-        if (sockets[i] == fd)
-            sockets[i--] = sockets[--socket_count];
-    close(fd);
-}
+/* ---- sockets and pipe ends of the test itself: tracked (checks.h), closed by tear_down ---- */
 
 static int tear_down(void **state) {
     (void)state;
-    for (size_t i = 0; i < socket_count; i++)
-        close(sockets[i]);
-    socket_count = 0;
+    clean_up_peers();
     clean_up();
     return 0;
-}
-
-static struct sockaddr_in loopback(int port) {
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return address;
 }
 
 /* A socket of this type bound to a free loopback port; *port gets the port. TCP listens. */
@@ -144,13 +112,6 @@ static int bind_loopback(int type, int *port) {
         assert_int_equal(listen(sock, SOMAXCONN), 0);
     assert_int_equal(getsockname(sock, (struct sockaddr *)&address, &length), 0);
     *port = ntohs(address.sin_port);
-    return sock;
-}
-
-static int connect_to_loopback(int port) {
-    struct sockaddr_in address = loopback(port);
-    int sock = tracked(socket(AF_INET, SOCK_STREAM, 0));
-    assert_int_equal(connect(sock, (struct sockaddr *)&address, sizeof address), 0);
     return sock;
 }
 
@@ -196,14 +157,6 @@ static bool read_to_the_end(int sock, char *received, size_t room, long long dea
         received[length] = '\0';
     }
     return false;
-}
-
-/* Close so that the peer gets a reset (RST), not an end of stream: linger on, for 0 s. */
-static void reset_connection(int sock) {
-    struct linger abort_at_once = {.l_onoff = 1, .l_linger = 0};
-    assert_int_equal(setsockopt(sock, SOL_SOCKET, SO_LINGER, &abort_at_once, sizeof abort_at_once),
-                     0);
-    close_tracked(sock);
 }
 
 /* Wait until the process has stopped (SIGSTOP) or exited; its status stays for the harness. */
