@@ -71,8 +71,8 @@ struct run_options {
  * taken as it is, whatever the tier. */
 extern const char *program_tier;
 
-/* Start $BIN_DIR/[program_tier/]argv[0] with argv; options may be NULL. Exits the caller if fork fails.
- * With VALGRIND=1 in the environment (make check) it runs under valgrind's memcheck. */
+/* Start $BIN_DIR/[program_tier/]argv[0] with argv; options may be NULL. Exits the caller if fork
+ * fails. With VALGRIND=1 in the environment (make check) it runs under valgrind's memcheck. */
 struct process *start_program(const char *const argv[], const struct run_options *options);
 
 /* Whether make check runs the programs under valgrind (VALGRIND=1). */
