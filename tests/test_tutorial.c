@@ -207,7 +207,7 @@ static void select_client_prints_each_echo_of_the_hardened_echo_server_as_it_com
 }
 
 /* stdout is line-buffered: into a pipe too, each line shows while the program still waits. */
-static void every_program_shows_each_line_while_it_still_waits(void **state) {
+static void each_line_shows_at_once_while_the_program_still_waits(void **state) {
     (void)state;
     struct process *receiver = start_program(ARGV("udp_receiver", "0"), NULL);
     ready_port(receiver);
@@ -621,7 +621,7 @@ int main(void) {
         TEST(five_select_clients_at_once_get_the_greeting_of_select_server),
         TEST(select_client_prints_the_greeting_while_its_input_is_still_open),
         TEST(select_client_prints_each_echo_of_the_hardened_echo_server_as_it_comes),
-        TEST(every_program_shows_each_line_while_it_still_waits),
+        TEST(each_line_shows_at_once_while_the_program_still_waits),
         TEST(select_server_says_when_5_seconds_pass_without_an_event),
         TEST(every_program_prints_its_usage_on_stdout_for_h_and_help),
         TEST(every_program_refuses_a_port_that_is_not_a_number),
