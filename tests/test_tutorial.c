@@ -59,20 +59,22 @@ static int tear_down(void **state) {
     return 0;
 }
 
-/* "listening", then `count` times each line of one client, a client at a time. */
-static const char *clients_one_after_another(int count) {
-    const char *lines = "listening\n";
-    for (int i = 0; i < count; i++)
-        lines = formatted("%s%s", lines, ONE_EVENT_CLIENT);
-    return lines;
-}
-
 /* `count` copies of line. */
 static const char *repeated(const char *line, int count) {
-    const char *lines = "";
+    size_t length = strlen(line);
+    char *lines = malloc(length * (size_t)count + 1);
+    assert_non_null(lines);
     for (int i = 0; i < count; i++)
-        lines = formatted("%s%s", lines, line);
-    return lines;
+        memcpy(lines + length * (size_t)i, line, length);
+    lines[length * (size_t)count] = '\0';
+    const char *kept = formatted("%s", lines);
+    free(lines);
+    return kept;
+}
+
+/* "listening", then `count` times each line of one client, a client at a time. */
+static const char *clients_one_after_another(int count) {
+    return formatted("listening\n%s", repeated(ONE_EVENT_CLIENT, count));
 }
 
 /* tcp_clients one after another against select_server on port, each waiting until the server
