@@ -38,9 +38,9 @@ static inline const char *port_argument(int argc, char *argv[], const char *fall
     char *end = NULL;
     long port = argc == 2 ? strtol(argv[1], &end, 10) : lowest;
     int help = argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
+    int digits = argc == 2 && *argv[1] >= '0' && *argv[1] <= '9' && *end == '\0';
     program_name = slash ? slash + 1 : argv[0];
-    if (help || argc > 2 ||
-        (argc == 2 && (end == argv[1] || *end || port < lowest || port > 65535))) {
+    if (help || argc > 2 || (argc == 2 && (!digits || port < lowest || port > 65535))) {
         fprintf(help ? stdout : stderr, "%s%susage: %s [PORT]   (PORT %ld to 65535, default %s)\n",
                 help ? "" : program_name, help ? "" : ": ", program_name, lowest, fallback);
         exit(help ? EXIT_SUCCESS : 2);

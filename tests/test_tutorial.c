@@ -284,7 +284,7 @@ static void every_program_prints_its_usage_on_stdout_for_h_and_help(void **state
 static void every_program_refuses_a_port_that_is_not_a_number(void **state) {
     (void)state;
     for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
-        const char *const bad[] = {"http", "80x", "", "0x50", "8765.0"};
+        const char *const bad[] = {"http", "80x", "", "0x50", "8765.0", " 80", "+80", "80 "};
         for (size_t j = 0; j < COUNT(bad); j++)
             expect_usage_error((int)i, ARGV(PROGRAMS[i].name, bad[j]));
     }
