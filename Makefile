@@ -17,11 +17,13 @@ HARDENED := $(filter-out epoll_server,$(HARDENED))
 $(info epoll_server skipped: epoll is Linux only; use poll_server)
 endif
 BINARIES  = $(PROGRAMS:%=$(BIN)/%) $(HARDENED:%=$(BIN)/hardened/%)
+PLUMBING  = examples/hardened/plumbing.c examples/hardened/plumbing.h
 HARNESS   = tests/harness.c tests/harness.h
 CHECKS    = tests/checks.c tests/checks.h tests/children.h tests/ticks.h
 TESTS     = $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
 LOAD      = $(BUILD)/echo_load
-SOURCES   = $(PROGRAMS:%=examples/%.c) $(HARDENED:%=examples/hardened/%.c)
+SOURCES   = $(PROGRAMS:%=examples/%.c) $(HARDENED:%=examples/hardened/%.c) \
+            examples/hardened/plumbing.c
 # cppcheck 2.10 ignores C11 _Noreturn (its bug 15007), so we spell it the GNU way for it.
 CPPCHECK  = cppcheck --error-exitcode=1 --enable=warning,style,performance,portability \
             --inline-suppr --std=c11 -q --library=posix -D'_Noreturn=__attribute__((noreturn))'
@@ -40,9 +42,10 @@ $(BIN)/%: examples/%.c examples/socket_helpers.h
 	@mkdir -p $(BIN)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ $<
 
-$(BIN)/hardened/%: examples/hardened/%.c examples/hardened/socket_helpers.h
+# Each hardened program is its file and the plumbing they share.
+$(BIN)/hardened/%: examples/hardened/%.c $(PLUMBING)
 	@mkdir -p $(BIN)/hardened
-	$(CC) $(STRICT) $(CFLAGS) -o $@ $<
+	$(CC) $(STRICT) $(CFLAGS) -o $@ $< examples/hardened/plumbing.c
 
 # Run every pair in this terminal on free ports, each line labelled with its program.
 demo: all $(BUILD)/demo
@@ -99,7 +102,11 @@ $(BUILD)/demo: tests/demo.c $(HARNESS)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ tests/demo.c tests/harness.c
 
 # The load generator and the benchmark's programs: tools of the tests, not lessons.
-$(LOAD) $(BUILD)/bench_epoll_baseline: $(BUILD)/%: tests/%.c examples/hardened/socket_helpers.h
+$(LOAD): tests/echo_load.c $(PLUMBING)
+	@mkdir -p $(BUILD)
+	$(CC) $(STRICT) $(CFLAGS) -o $@ $< examples/hardened/plumbing.c
+
+$(BUILD)/bench_epoll_baseline: tests/bench_epoll_baseline.c
 	@mkdir -p $(BUILD)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ $<
 
@@ -108,7 +115,7 @@ $(BUILD)/bench $(BUILD)/bench_nodelay: $(BUILD)/%: tests/%.c $(HARNESS)
 	$(CC) $(STRICT) $(CFLAGS) -o $@ $< tests/harness.c
 
 # Some tests compile an example in (to reach its static helpers): any example may be one.
-$(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h examples/hardened/socket_helpers.h $(SOURCES) $(HARNESS) $(CHECKS) | cmocka
+$(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h $(PLUMBING) $(SOURCES) $(HARNESS) $(CHECKS) | cmocka
 	@mkdir -p $(BUILD)
 	$(CC) $(STRICT) $(CFLAGS) -Iexamples -I$(BUILD)/recipes -o $@ $< tests/harness.c \
 	    tests/checks.c -lcmocka

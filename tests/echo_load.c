@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "../examples/hardened/socket_helpers.h"
+#include "../examples/hardened/plumbing.h"
 
 #define DEFAULT_PORT "2525"
 #define GREETING "Hello!\n"
@@ -48,13 +48,13 @@ enum {
     "  -r REQUESTS  stop sooner, after this many requests in all (default 0 = no limit)\n" \
     "  -R RAMP      connect at most RAMP at a time (default 0: all at once, a burst)\n"
 
-struct options {
+struct load_options {
     int family;
     const char *host, *port;
     long clients, idle, size, seconds, requests, ramp;
 };
 
-/* What a connection is doing; wanted_events says what each state waits for. */
+/* What a connection is doing; connection_events says what each state waits for. */
 enum state { CONNECTING, AWAITING_GREETING, READY, AWAITING_ECHO, CLOSING, CLOSED, FAILED };
 
 struct connection {
@@ -73,7 +73,7 @@ struct results {
     long long latency[HISTOGRAM_SIZE]; /* how many round trips took how long (bucket_of) */
 };
 
-static struct options options;
+static struct load_options options;
 static struct connection *connections;
 static size_t connection_count;
 static struct pollfd *poll_set; /* one turn's poll array */
@@ -96,8 +96,8 @@ static long parse_number(const char *text, const char *what, long max) {
     return value;
 }
 
-static struct options parse_options(int argc, char **argv) {
-    struct options parsed = {
+static struct load_options parse_load_options(int argc, char **argv) {
+    struct load_options parsed = {
         AF_INET, NULL, DEFAULT_PORT, DEFAULT_CLIENTS, 0, DEFAULT_SIZE, DEFAULT_SECONDS, 0, 0};
     int option;
     opterr = 0; /* we print our own one-line errors */
@@ -140,7 +140,7 @@ static struct options parse_options(int argc, char **argv) {
 }
 
 /* The server's address, from the options (both loopback, checked above). */
-static socklen_t make_address(struct sockaddr_storage *address) {
+static socklen_t server_address(struct sockaddr_storage *address) {
     memset(address, 0, sizeof *address);
     uint16_t port = htons((uint16_t)strtol(options.port, NULL, 10));
     if (options.family == AF_INET) {
@@ -301,7 +301,7 @@ static ssize_t receive(struct connection *connection, size_t wanted, int end_is_
 }
 
 /* What a connection waits for, as poll events; 0 when it waits for nothing. */
-static short wanted_events(const struct connection *connection) {
+static short connection_events(const struct connection *connection) {
     switch (connection->state) {
     case CONNECTING: return POLLOUT;
     case AWAITING_GREETING:
@@ -391,7 +391,7 @@ static void advance(struct connection *connection, short revents) {
 static int turn(size_t from, size_t to, int timeout_ms) {
     nfds_t count = 0;
     for (size_t i = from; i < to; i++) {
-        short events = wanted_events(&connections[i]);
+        short events = connection_events(&connections[i]);
         if (events != 0) {
             poll_set[count] = (struct pollfd){.fd = connections[i].sock, .events = events};
             polled[count++] = i;
@@ -426,7 +426,7 @@ static void fail_every(enum state state, size_t from, size_t to, const char *wha
  * at most RAMP at a time that have not had their greeting yet. */
 static void connect_all(void) {
     struct sockaddr_storage address;
-    socklen_t length = make_address(&address);
+    socklen_t length = server_address(&address);
     size_t next = 0, oldest = 0; /* connections[oldest, next) may still be on their way */
     long long deadline = now_ns() + SETTLE_MS * 1000000LL;
     for (;;) {
@@ -502,9 +502,8 @@ static void close_all(void) {
 }
 
 int main(int argc, char **argv) {
-    set_program_name(argv[0]);
-    ignore_sigpipe();
-    options = parse_options(argc, argv);
+    set_up_program(argv[0]);
+    options = parse_load_options(argc, argv);
     connection_count = (size_t)(options.clients + options.idle);
     allow_descriptors((rlim_t)connection_count + SPARE_DESCRIPTORS);
     connections = calloc(connection_count, sizeof *connections);

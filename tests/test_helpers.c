@@ -1,6 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 
-/* test_helpers.c: unit tests for examples/socket_helpers.h.
+/* test_helpers.c: unit tests for the errors and signals of examples/hardened/plumbing.c.
  * Each test builds the situation a helper exists for, with real sockets, pipes, signals and
  * processes: a signal in the middle of recv, a peer that has gone, an error to report.
  * Nothing waits without a time limit, so a bug fails a test rather than hanging it.
@@ -31,7 +31,7 @@
 #include <cmocka.h> /* needs setjmp.h, stdarg.h, stddef.h and stdint.h first */
 #undef fail /* cmocka's fail() macro would hide the header's fail(); we use its asserts only */
 
-#include "../examples/hardened/socket_helpers.h"
+#include "../examples/hardened/plumbing.c"
 #include "children.h"
 #include "ticks.h"
 
@@ -128,7 +128,7 @@ static void send_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored(void 
     (void)state;
     struct child child;
     if (start_child(&child, false) == 0) {
-        ignore_sigpipe();
+        set_up_program("/some/dir/prog"); /* which ignores SIGPIPE */
         send_to_a_closed_peer_and_report();
     }
     finish_child(&child);
@@ -156,7 +156,7 @@ static void die_prints_the_program_what_and_strerror_then_exits_1(void **state) 
     (void)state;
     struct child child;
     if (start_child(&child, false) == 0) {
-        set_program_name("/some/dir/prog");
+        program_name = "prog";
         errno = ECONNREFUSED;
         die("connect");
         _exit(RETURNED);
@@ -171,7 +171,7 @@ static void fail_prints_the_program_what_and_why_then_exits_1(void **state) {
     (void)state;
     struct child child;
     if (start_child(&child, false) == 0) {
-        set_program_name("/some/dir/prog");
+        program_name = "prog";
         fail("what", "why");
         _exit(RETURNED);
     }
@@ -185,7 +185,7 @@ static void usage_error_prints_the_program_and_message_then_exits_2(void **state
     (void)state;
     struct child child;
     if (start_child(&child, false) == 0) {
-        set_program_name("/some/dir/prog");
+        program_name = "prog";
         usage_error("bad port");
         _exit(RETURNED);
     }
@@ -196,8 +196,9 @@ static void usage_error_prints_the_program_and_message_then_exits_2(void **state
 }
 
 int main(int argc, char **argv) {
+    (void)argv;
     (void)argc;
-    set_program_name(argv[0]);
+    program_name = "test_helpers";
 
     /* Every wait above has a time limit. A bug that loops without waiting meets this one:
      * after CPU_LIMIT_S seconds of CPU time the kernel ends the run with SIGXCPU. */

@@ -31,6 +31,7 @@
 
 #define main udp_receiver_main
 #include "../examples/hardened/udp_receiver.c"
+#include "../examples/hardened/plumbing.c"
 #include "children.h"
 #undef main
 
@@ -82,8 +83,9 @@ static void udp_receiver_read_whole_returns_zero_for_empty_input(void **state) {
 }
 
 int main(int argc, char **argv) {
+    (void)argv;
     (void)argc;
-    set_program_name(argv[0]);
+    program_name = "test";
 
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(udp_receiver_read_whole_returns_the_size_of_input_shorter_than_the_buffer),

@@ -7,54 +7,45 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <ctype.h>
-#include <fcntl.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/un.h>
 
-#include "socket_helpers.h"
+#include "plumbing.h"
 
-#define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "2525"
 #define GREETING "Hello!"
-enum { BUFFER_SIZE = 65536, MAX_COUNT = 1000000, MAX_TIMEOUT = 86400 };
+enum { BUFFER_SIZE = 65536 };
 
-struct options {
-    int family; /* AF_INET, AF_INET6 or AF_UNIX */
-    const char *host, *port, *path, *greeting;
-    long count, timeout;
-};
+#define USAGE                                                                          \
+    "usage: tcp_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n" \
+    "                  [-t SECONDS]\n"                                                 \
+    "  -4, -6     IPv4 (default) or IPv6\n"                                            \
+    "  -u PATH    a UNIX stream socket at PATH instead of IP\n"                        \
+    "  -H HOST    address to listen on (default localhost)\n"                          \
+    "  -p PORT    port to listen on (default " DEFAULT_PORT "; 0 picks a free one)\n"  \
+    "  -m TEXT    greeting to send (default \"Hello!\"; - sends all of stdin)\n"       \
+    "  -n COUNT   clients to serve, one after another (default 1; 0 = forever)\n"      \
+    "  -t SECONDS drop a client that sends or takes nothing this long (default 0 = never)\n"
 
-/* The message to send: the -m text, or all of stdin for "-m -", a piece at a time. */
-struct message {
-    const char *text; /* NULL once sent; "-" reads stdin */
-    char buffer[BUFFER_SIZE];
-};
+static const struct command_line COMMAND_LINE = {.letters = "m:n:t:",
+                                                 .usage = USAGE,
+                                                 .role = SERVER,
+                                                 .defaults = {.family = AF_INET,
+                                                              .host = "localhost",
+                                                              .port = DEFAULT_PORT,
+                                                              .message = GREETING,
+                                                              .count = 1}};
 
-static struct options parse_options(int argc, char **argv);
-static socklen_t make_address(const struct options *options, int type,
-                              struct sockaddr_storage *address);
-static void print_ready_line(int sock, const struct options *options);
-static void claim_socket_file(const char *path, int type);
-static void stop_on_signal(int signal_number);
-static size_t next_piece(struct message *message, int sock, const char **piece);
 static void drop_client(int client, const char *what, long timeout);
 static long dropped_count; /* clients that failed: the exit status says if any did */
-static void print_received(const char *data, size_t length);
 
 int main(int argc, char **argv) {
-    set_program_name(argv[0]);
-    keep_standard_descriptors();
-    ignore_sigpipe();
-    setvbuf(stdout, NULL, _IOLBF, 0); /* each line shows at once, also into a pipe */
-    struct options options = parse_options(argc, argv);
-    signal(SIGINT, stop_on_signal);
-    signal(SIGTERM, stop_on_signal);
+    set_up_program(argv[0]);
+    struct options options = parse_options(argc, argv, &COMMAND_LINE);
+    if (strcmp(options.message, "-") == 0 && options.count != 1)
+        usage_error("-m - reads stdin once, so it needs -n 1");
+    stop_on_signal();
 
     /* A stream socket of the chosen family: TCP over IPv4 or IPv6, or a UNIX stream. */
     int listener = socket(options.family, SOCK_STREAM, 0);
@@ -105,7 +96,7 @@ int main(int argc, char **argv) {
 
         /* Send the greeting. send may take only part of what we give it: advance past what
          * went and send the rest, until every byte is gone. */
-        struct message greeting = {.text = options.greeting};
+        struct message greeting = {.text = options.message};
         const char *piece;
         size_t length;
         while ((length = next_piece(&greeting, client, &piece)) > 0) {
@@ -156,244 +147,6 @@ int main(int argc, char **argv) {
     if (fflush(stdout) == EOF)
         die("stdout");
     return dropped_count == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
-
-/* ---- The rest is plumbing: options, addresses, signals, socket files, output. ---- */
-
-/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
-#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
-
-#define USAGE                                                                          \
-    "usage: tcp_server [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n" \
-    "                  [-t SECONDS]\n"                                                 \
-    "  -4, -6     IPv4 (default) or IPv6\n"                                            \
-    "  -u PATH    a UNIX stream socket at PATH instead of IP\n"                        \
-    "  -H HOST    address to listen on (default localhost)\n"                          \
-    "  -p PORT    port to listen on (default " DEFAULT_PORT "; 0 picks a free one)\n"  \
-    "  -m TEXT    greeting to send (default \"Hello!\"; - sends all of stdin)\n"       \
-    "  -n COUNT   clients to serve, one after another (default 1; 0 = forever)\n"      \
-    "  -t SECONDS drop a client that sends or takes nothing this long (default 0 = never)\n"
-
-/* A whole number from 0 to max given on the command line, or a usage error naming `what`. */
-static long parse_number(const char *text, const char *what, long max) {
-    char *end;
-    errno = 0;
-    long value = strtol(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value > max)
-        usage_error("bad %s '%s': not a number from 0 to %ld", what, text, max);
-    return value;
-}
-
-/* A numeric address says its own family: -H ::1 is IPv6 without -6, -H 127.0.0.1 IPv4.
- * Returns the family to use; a usage error when it contradicts the -4 or -6 given. */
-static int family_for(const char *host, int family, int family_given) {
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *found;
-    if (getaddrinfo(host, NULL, &hints, &found) != 0)
-        return family; /* a name: looked up later, in the family asked for */
-    int numeric = found->ai_family == AF_INET6 ? AF_INET6 : AF_INET;
-    freeaddrinfo(found);
-    if (numeric != family && family_given)
-        usage_error("%s is an %s address: use %s", host, numeric == AF_INET6 ? "IPv6" : "IPv4",
-                    numeric == AF_INET6 ? "-6" : "-4");
-    return numeric;
-}
-
-static struct options parse_options(int argc, char **argv) {
-    struct options options = {AF_INET, DEFAULT_HOST, DEFAULT_PORT, NULL, GREETING, 1, 0};
-    int host_or_port_given = 0, family_given = 0, option;
-    opterr = 0; /* we print our own one-line errors */
-    while ((option = getopt(argc, argv, ":h46u:H:p:m:n:t:")) != -1) {
-        switch (option) {
-        case 'h': fputs(USAGE, stdout); exit(EXIT_SUCCESS);
-        case '4':
-        case '6':
-            options.family = option == '4' ? AF_INET : AF_INET6;
-            family_given = 1;
-            break;
-        case 'u':
-            options.family = AF_UNIX;
-            options.path = optarg;
-            break;
-        case 'H':
-            options.host = optarg;
-            host_or_port_given = 1;
-            break;
-        case 'p':
-            parse_number(optarg, "port", 65535); /* 16 bits */
-            options.port = optarg;
-            host_or_port_given = 1;
-            break;
-        case 'm': options.greeting = optarg; break;
-        case 'n': options.count = parse_number(optarg, "count", MAX_COUNT); break;
-        case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
-        case ':': usage_error("option -%c needs an argument", optopt);
-        default: usage_error("unknown option -%c (try -h)", optopt);
-        }
-    }
-    if (optind < argc)
-        usage_error("unexpected argument '%s' (try -h)", argv[optind]);
-    if (options.family == AF_UNIX && host_or_port_given)
-        usage_error("-u PATH takes no -H or -p");
-    if (strcmp(options.greeting, "-") == 0 &&
-        (fcntl(STDIN_FILENO, F_GETFL) & O_ACCMODE) == O_WRONLY)
-        fail("stdin", strerror(EBADF)); /* it was closed: see keep_standard_descriptors */
-    if (options.family == AF_UNIX && strlen(options.path) > MAX_PATH_LENGTH)
-        usage_error("socket path too long (at most %zu bytes): %s", MAX_PATH_LENGTH, options.path);
-    if (options.family != AF_UNIX)
-        options.family = family_for(options.host, options.family, family_given);
-    if (options.count != 1 && strcmp(options.greeting, "-") == 0)
-        usage_error("-m - reads stdin once, so it needs -n 1");
-    return options;
-}
-
-/* The address named by the options, for a socket of this type: a UNIX path, or a host and
- * port looked up by getaddrinfo. "localhost" means the loopback of the family: /etc/hosts
- * may lack ::1. */
-static socklen_t make_address(const struct options *options, int type,
-                              struct sockaddr_storage *address) {
-    memset(address, 0, sizeof *address);
-    if (options->family == AF_UNIX) {
-        struct sockaddr_un *local = (struct sockaddr_un *)address;
-        local->sun_family = AF_UNIX;
-        strcpy(local->sun_path, options->path); /* parse_options checked its length */
-        return sizeof *local;
-    }
-    const char *host = options->host;
-    if (strcmp(host, "localhost") == 0)
-        host = options->family == AF_INET ? "127.0.0.1" : "::1";
-    struct addrinfo hints = {.ai_family = options->family, .ai_socktype = type};
-    struct addrinfo *found;
-    int error = getaddrinfo(host, options->port, &hints, &found);
-    if (error != 0)
-        fail(options->host, error == EAI_SYSTEM ? strerror(errno) : gai_strerror(error));
-    socklen_t length = found->ai_addrlen;
-    memcpy(address, found->ai_addr, length);
-    freeaddrinfo(found);
-    return length;
-}
-
-/* One line on stderr once the socket is bound: with -p 0 only we know the port. */
-static void print_ready_line(int sock, const struct options *options) {
-    struct sockaddr_storage bound;
-    socklen_t length = sizeof bound;
-    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
-    if (options->family == AF_UNIX)
-        fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
-    else if (getsockname(sock, (struct sockaddr *)&bound, &length) == 0 &&
-             getnameinfo((struct sockaddr *)&bound, length, host, sizeof host, port, sizeof port,
-                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
-    else
-        die("getsockname");
-}
-
-/* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
-static const char *socket_file;
-
-static void remove_socket_file(void) {
-    if (socket_file != NULL)
-        unlink(socket_file);
-}
-
-/* Free PATH for bind if it holds a socket file that an earlier run left behind, and take it as
- * ours: from now on a signal or exit removes it. Never delete anything else: not a file of
- * another kind, nor the socket of a server that still runs there. A connect tells, without
- * disturbing that server: a socket of the other type gets EPROTOTYPE when someone has bound
- * the path, ECONNREFUSED when nobody has. */
-static void claim_socket_file(const char *path, int type) {
-    struct stat status;
-    if (lstat(path, &status) == 0) {
-        if (!S_ISSOCK(status.st_mode))
-            fail(path, "exists and is not a socket");
-        struct sockaddr_un address = {.sun_family = AF_UNIX};
-        strcpy(address.sun_path, path); /* parse_options checked its length */
-        int probe = socket(AF_UNIX, type == SOCK_STREAM ? SOCK_DGRAM : SOCK_STREAM, 0);
-        if (probe == -1)
-            die("socket");
-        int answered = connect(probe, (struct sockaddr *)&address, sizeof address) == 0;
-        int error = errno;
-        close(probe);
-        if (answered || error == EPROTOTYPE)
-            fail("bind", strerror(EADDRINUSE)); /* a live server: as an IP port in use */
-        if (error != ECONNREFUSED)
-            fail(path, strerror(error));
-        if (unlink(path) == -1)
-            die(path);
-    }
-    socket_file = path;
-    atexit(remove_socket_file);
-}
-
-/* Ctrl-C (SIGINT) or SIGTERM: remove our file, say why we stop, and die of that same signal
- * so that whoever started us sees it. Only async-signal-safe calls in here, and no write that
- * could wait: stderr may be a pipe that nobody reads, so write only when poll says it has
- * room (a few bytes then go in at once). */
-static void stop_on_signal(int signal_number) {
-    const char *reason =
-        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
-    remove_socket_file();
-    struct pollfd room = {.fd = STDERR_FILENO, .events = POLLOUT};
-    int said = poll(&room, 1, 0) == 1 &&
-               write(STDERR_FILENO, program_name, strlen(program_name)) != -1 &&
-               poll(&room, 1, 0) == 1 && write(STDERR_FILENO, reason, strlen(reason)) != -1;
-    (void)said; /* if stderr is full or gone, there is no one to tell */
-    signal(signal_number, SIG_DFL);
-    raise(signal_number);
-}
-
-/* Close a connection with a reset (RST) instead of the end of the stream (FIN): linger 0
- * makes close throw away what is unsent and tell the peer that something went wrong. (If
- * setsockopt fails, the close still ends the connection, only not as a failure.) */
-static void abort_connection(int sock) {
-    struct linger reset = {.l_onoff = 1, .l_linger = 0};
-    (void)setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-    close(sock);
-}
-
-/* The next piece of the message and its length, or 0 when all of it is sent: the -m text
- * in one piece, or stdin for "-m -" one read at a time, so that any size streams through.
- * A non-blocking stdin (EAGAIN) is waited for. If stdin fails, the message is cut short: the
- * connection `sock` is aborted, so that its peer sees a failure and not a clean end. */
-static size_t next_piece(struct message *message, int sock, const char **piece) {
-    if (message->text == NULL)
-        return 0;
-    if (strcmp(message->text, "-") != 0) {
-        *piece = message->text;
-        message->text = NULL;
-        return strlen(*piece);
-    }
-    for (;;) {
-        ssize_t bytes_read;
-        RETRY_ON_EINTR(bytes_read, read(STDIN_FILENO, message->buffer, sizeof message->buffer));
-        if (bytes_read >= 0) {
-            *piece = message->buffer;
-            return (size_t)bytes_read;
-        }
-        struct pollfd readable = {.fd = STDIN_FILENO, .events = POLLIN};
-        if ((errno != EAGAIN && errno != EWOULDBLOCK) ||
-            (poll(&readable, 1, -1) == -1 && errno != EINTR)) {
-            int error = errno;
-            abort_connection(sock);
-            fail("stdin", strerror(error));
-        }
-    }
-}
-
-/* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
- * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
-static void print_received(const char *data, size_t length) {
-    if (!isatty(STDOUT_FILENO)) {
-        if (fwrite(data, 1, length, stdout) != length)
-            die("stdout");
-        return;
-    }
-    for (size_t i = 0; i < length; i++) {
-        unsigned char byte = (unsigned char)data[i];
-        int shown =
-            isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
-        if (shown < 0)
-            die("stdout");
-    }
 }
 
 /* One client failed (`what` says where; errno, or the -t timeout, why): say so, and abort the

@@ -1,0 +1,701 @@
+/* plumbing.c: what the hardened programs share, written once. Contracts: plumbing.h. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "plumbing.h"
+
+#include <ctype.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
+
+/* ---- errors ---- */
+
+const char *program_name = "example";
+
+_Noreturn void fail(const char *what, const char *why) {
+    fflush(stdout);
+    fprintf(stderr, "%s: %s: %s\n", program_name, what, why);
+    exit(EXIT_FAILURE);
+}
+
+_Noreturn void die(const char *what) { fail(what, strerror(errno)); }
+
+_Noreturn void usage_error(const char *format, ...) {
+    va_list arguments;
+    va_start(arguments, format);
+    fprintf(stderr, "%s: ", program_name);
+    vfprintf(stderr, format, arguments);
+    fputc('\n', stderr);
+    va_end(arguments);
+    exit(EXIT_USAGE);
+}
+
+/* ---- surroundings ---- */
+
+/* A send to a peer that has closed raises SIGPIPE, whose default action kills the process
+ * without a word. Ignored, the send fails with EPIPE instead, and we report it; the same for
+ * a write to a closed pipe on stdout. (MSG_NOSIGNAL does it per call, but not on macOS before
+ * 10.13 nor on older BSDs; SO_NOSIGPIPE per socket is missing on Linux: SIG_IGN is POSIX.)
+ * Descriptors 0, 1 and 2: started with one of them closed (`program >&-`), we would get its
+ * number for our next socket, and print into the connection. So /dev/null fills the gap,
+ * opened the wrong way round: any read or write there fails (EBADF), and the program says so.
+ * Without /dev/null we cannot go on safely, nor tell. */
+void set_up_program(const char *argv0) {
+    const char *slash = strrchr(argv0, '/');
+    program_name = slash ? slash + 1 : argv0;
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++)
+        if (fcntl(fd, F_GETFD) == -1 &&
+            open("/dev/null", fd == STDIN_FILENO ? O_WRONLY : O_RDONLY) != fd)
+            exit(EXIT_FAILURE);
+    struct sigaction ignore = {.sa_handler = SIG_IGN};
+    sigemptyset(&ignore.sa_mask);
+    if (sigaction(SIGPIPE, &ignore, NULL) == -1)
+        die("sigaction");
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* ---- options ---- */
+
+/* A whole number from 0 to max given on the command line, or a usage error naming `what`. */
+static long parse_number(const char *text, const char *what, long max) {
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value > max)
+        usage_error("bad %s '%s': not a number from 0 to %ld", what, text, max);
+    return value;
+}
+
+/* A numeric address says its own family: -H ::1 is IPv6 without -6, -H 127.0.0.1 IPv4.
+ * Returns the family to use; a usage error when it contradicts the -4 or -6 given. */
+static int family_for(const char *host, int family, int family_given) {
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *found;
+    if (getaddrinfo(host, NULL, &hints, &found) != 0)
+        return family; /* a name: looked up later, in the family asked for */
+    int numeric = found->ai_family == AF_INET6 ? AF_INET6 : AF_INET;
+    freeaddrinfo(found);
+    if (numeric != family && family_given)
+        usage_error("%s is an %s address: use %s", host, numeric == AF_INET6 ? "IPv6" : "IPv4",
+                    numeric == AF_INET6 ? "-6" : "-4");
+    return numeric;
+}
+
+struct options parse_options(int argc, char **argv, const struct command_line *command_line) {
+    struct options options = command_line->defaults;
+    char letters[sizeof ":h46u:H:p:m:n:t:e"];
+    snprintf(letters, sizeof letters, ":h46u:H:p:%s", command_line->letters);
+    int host_or_port_given = 0, family_given = 0, option;
+    opterr = 0; /* we print our own one-line errors */
+    while ((option = getopt(argc, argv, letters)) != -1) {
+        switch (option) {
+        case 'h': fputs(command_line->usage, stdout); exit(EXIT_SUCCESS);
+        case '4':
+        case '6':
+            options.family = option == '4' ? AF_INET : AF_INET6;
+            family_given = 1;
+            break;
+        case 'u':
+            options.family = AF_UNIX;
+            options.path = optarg;
+            break;
+        case 'H':
+            options.host = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'p':
+            if (parse_number(optarg, "port", 65535) == 0 && command_line->role == CLIENT)
+                usage_error("bad port '0': a destination needs a port from 1 to 65535");
+            options.port = optarg;
+            host_or_port_given = 1;
+            break;
+        case 'm': options.message = optarg; break;
+        case 'n': options.count = parse_number(optarg, "count", MAX_COUNT); break;
+        case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
+        case 'e': options.echo_mode = 1; break;
+        case ':': usage_error("option -%c needs an argument", optopt);
+        default: usage_error("unknown option -%c (try -h)", optopt);
+        }
+    }
+    if (optind < argc)
+        usage_error("unexpected argument '%s' (try -h)", argv[optind]);
+    if (options.family == AF_UNIX && host_or_port_given)
+        usage_error("-u PATH takes no -H or -p");
+    if (options.message != NULL && strcmp(options.message, "-") == 0 &&
+        (fcntl(STDIN_FILENO, F_GETFL) & O_ACCMODE) == O_WRONLY)
+        fail("stdin", strerror(EBADF)); /* it was closed: see set_up_program */
+    size_t room = MAX_PATH_LENGTH - command_line->path_room_needed;
+    if (options.family == AF_UNIX && strlen(options.path) > room && command_line->path_room_needed)
+        usage_error("socket path too long (at most %zu bytes: we add .PID to it for our own "
+                    "socket): %s",
+                    room, options.path);
+    if (options.family == AF_UNIX && strlen(options.path) > room)
+        usage_error("socket path too long (at most %zu bytes): %s", room, options.path);
+    if (options.family != AF_UNIX)
+        options.family = family_for(options.host, options.family, family_given);
+    return options;
+}
+
+/* ---- addresses ---- */
+
+/* The address named by the options, for a socket of this type: a UNIX path, or a host and
+ * port looked up by getaddrinfo. "localhost" means the loopback of the family: /etc/hosts
+ * may lack ::1. */
+socklen_t make_address(const struct options *options, int type, struct sockaddr_storage *address) {
+    memset(address, 0, sizeof *address);
+    if (options->family == AF_UNIX) {
+        struct sockaddr_un *local = (struct sockaddr_un *)address;
+        local->sun_family = AF_UNIX;
+        strcpy(local->sun_path, options->path); /* parse_options checked its length */
+        return sizeof *local;
+    }
+    const char *host = options->host;
+    if (strcmp(host, "localhost") == 0)
+        host = options->family == AF_INET ? "127.0.0.1" : "::1";
+    struct addrinfo hints = {.ai_family = options->family, .ai_socktype = type};
+    struct addrinfo *found;
+    int error = getaddrinfo(host, options->port, &hints, &found);
+    if (error != 0)
+        fail(options->host, error == EAI_SYSTEM ? strerror(errno) : gai_strerror(error));
+    socklen_t length = found->ai_addrlen;
+    memcpy(address, found->ai_addr, length);
+    freeaddrinfo(found);
+    return length;
+}
+
+/* One line on stderr once the socket is bound: with -p 0 only we know the port. */
+void print_ready_line(int sock, const struct options *options) {
+    struct sockaddr_storage bound;
+    socklen_t length = sizeof bound;
+    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
+    if (options->family == AF_UNIX)
+        fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
+    else if (getsockname(sock, (struct sockaddr *)&bound, &length) == 0 &&
+             getnameinfo((struct sockaddr *)&bound, length, host, sizeof host, port, sizeof port,
+                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
+        fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
+    else
+        die("getsockname");
+}
+
+/* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
+static const char *socket_file;
+
+void remove_socket_file(void) {
+    if (socket_file != NULL)
+        unlink(socket_file);
+}
+
+void own_socket_file(const char *path) {
+    if (socket_file == NULL)
+        atexit(remove_socket_file);
+    socket_file = path;
+}
+
+/* Free PATH for bind if it holds a socket file that an earlier run left behind, and take it as
+ * ours: from now on a signal or exit removes it. Never delete anything else: not a file of
+ * another kind, nor the socket of a server that still runs there. A connect tells, without
+ * disturbing that server: a socket of the other type gets EPROTOTYPE when someone has bound
+ * the path, ECONNREFUSED when nobody has. */
+void claim_socket_file(const char *path, int type) {
+    struct stat status;
+    if (lstat(path, &status) == 0) {
+        if (!S_ISSOCK(status.st_mode))
+            fail(path, "exists and is not a socket");
+        struct sockaddr_un address = {.sun_family = AF_UNIX};
+        strcpy(address.sun_path, path); /* parse_options checked its length */
+        int probe = socket(AF_UNIX, type == SOCK_STREAM ? SOCK_DGRAM : SOCK_STREAM, 0);
+        if (probe == -1)
+            die("socket");
+        int answered = connect(probe, (struct sockaddr *)&address, sizeof address) == 0;
+        int error = errno;
+        close(probe);
+        if (answered || error == EPROTOTYPE)
+            fail("bind", strerror(EADDRINUSE)); /* a live server: as an IP port in use */
+        if (error != ECONNREFUSED)
+            fail(path, strerror(error));
+        if (unlink(path) == -1)
+            die(path);
+    }
+    own_socket_file(path);
+}
+
+/* connect, surviving EINTR. The handshake goes on after an interruption, so the next call
+ * may wait again (Linux), answer EISCONN (done) or EALREADY (still going: wait for it to
+ * finish, then read its result from SO_ERROR), depending on the system. */
+static int connect_retry(int sock, const struct sockaddr *address, socklen_t length) {
+    int result;
+    RETRY_ON_EINTR(result, connect(sock, address, length));
+    if (result == 0 || errno == EISCONN)
+        return 0;
+    if (errno != EALREADY)
+        return -1;
+    struct pollfd writable = {.fd = sock, .events = POLLOUT};
+    RETRY_ON_EINTR(result, poll(&writable, 1, -1));
+    int error = 0;
+    socklen_t error_length = sizeof error;
+    if (result == -1 || getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &error_length) == -1)
+        return -1;
+    errno = error;
+    return error == 0 ? 0 : -1;
+}
+
+/* Close a connection with a reset (RST) instead of the end of the stream (FIN): linger 0
+ * makes close throw away what is unsent and tell the peer that something went wrong. (If
+ * setsockopt fails, the close still ends the connection, only not as a failure.) */
+void abort_connection(int sock) {
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(sock);
+}
+
+/* The connection, until main has closed it. If we exit before, on an error, it is aborted
+ * on the way out, so that the server sees a failure, not the clean end of our message. */
+static int connection = -1;
+
+static void abort_unclosed_connection(void) {
+    if (connection != -1)
+        abort_connection(connection);
+}
+
+void close_connection(int sock) {
+    if (sock == connection)
+        connection = -1;
+    close(sock);
+}
+
+/* Create a socket and connect it to the server. A host name may stand for several
+ * addresses: try each in turn until one accepts. Exits with the last error if none does. */
+int connect_to_server(const struct options *options) {
+    if (options->family == AF_UNIX) {
+        struct sockaddr_un address = {.sun_family = AF_UNIX};
+        strcpy(address.sun_path, options->path); /* parse_options checked its length */
+        int sock = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (sock == -1)
+            die("socket");
+        if (connect_retry(sock, (struct sockaddr *)&address, sizeof address) == -1)
+            die("connect");
+        connection = sock;
+        atexit(abort_unclosed_connection);
+        return sock;
+    }
+    /* "localhost" means the loopback of the family: /etc/hosts may lack ::1. */
+    const char *host = options->host;
+    if (strcmp(host, "localhost") == 0)
+        host = options->family == AF_INET ? "127.0.0.1" : "::1";
+    struct addrinfo hints = {.ai_family = options->family, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *found;
+    int error = getaddrinfo(host, options->port, &hints, &found);
+    if (error != 0)
+        fail(options->host, error == EAI_SYSTEM ? strerror(errno) : gai_strerror(error));
+    int sock = -1;
+    for (struct addrinfo *candidate = found; candidate && sock == -1;
+         candidate = candidate->ai_next) {
+        sock = socket(candidate->ai_family, candidate->ai_socktype, candidate->ai_protocol);
+        if (sock == -1)
+            continue;
+        if (connect_retry(sock, candidate->ai_addr, candidate->ai_addrlen) == -1) {
+            int connect_error = errno;
+            close(sock);
+            sock = -1;
+            errno = connect_error;
+        }
+    }
+    freeaddrinfo(found);
+    if (sock == -1)
+        die("connect");
+    connection = sock;
+    atexit(abort_unclosed_connection);
+    return sock;
+}
+
+void make_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+        die("fcntl O_NONBLOCK");
+}
+
+/* ---- messages ---- */
+
+/* Read all of `input` into buffer. Returns its size, or -1 (errno EMSGSIZE when it fills
+ * the buffer: pass one byte more than the longest you accept). A non-blocking input (EAGAIN)
+ * is waited for, not an error. */
+ssize_t read_whole(int input, char *buffer, size_t size) {
+    size_t filled = 0;
+    for (;;) {
+        ssize_t bytes_read;
+        RETRY_ON_EINTR(bytes_read, read(input, buffer + filled, size - filled));
+        if (bytes_read == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd readable = {.fd = input, .events = POLLIN};
+            if (poll(&readable, 1, -1) == -1 && errno != EINTR)
+                return -1;
+            continue;
+        }
+        if (bytes_read <= 0)
+            return bytes_read == 0 ? (ssize_t)filled : -1;
+        filled += (size_t)bytes_read;
+        if (filled == size) {
+            errno = EMSGSIZE;
+            return -1;
+        }
+    }
+}
+
+/* The message to send, whole: the -m text, or all of stdin for "-m -". It must fit in
+ * size - 1 bytes; if not, fail with `too_long` ("message too long for one datagram"). */
+size_t load_message(const char *text, char *message, size_t size, const char *too_long) {
+    ssize_t length = -1;
+    if (strcmp(text, "-") == 0) {
+        length = read_whole(STDIN_FILENO, message, size);
+        if (length == -1 && errno != EMSGSIZE)
+            die("stdin");
+    } else if (strlen(text) < size) {
+        length = (ssize_t)strlen(text);
+        memcpy(message, text, (size_t)length);
+    }
+    if (length == -1) {
+        char limit[sizeof "at most 18446744073709551615 bytes"];
+        snprintf(limit, sizeof limit, "at most %zu bytes", size - 1);
+        fail(too_long, limit);
+    }
+    return (size_t)length;
+}
+
+/* The next piece of the message and its length, or 0 when all of it is sent: the -m text
+ * in one piece, or stdin for "-m -" one read at a time, so that any size streams through.
+ * A non-blocking stdin (EAGAIN) is waited for. If stdin fails, the message is cut short: the
+ * connection `sock` is aborted, so that its peer sees a failure and not a clean end. */
+size_t next_piece(struct message *message, int sock, const char **piece) {
+    if (message->text == NULL)
+        return 0;
+    if (strcmp(message->text, "-") != 0) {
+        *piece = message->text;
+        message->text = NULL;
+        return strlen(*piece);
+    }
+    for (;;) {
+        ssize_t bytes_read;
+        RETRY_ON_EINTR(bytes_read, read(STDIN_FILENO, message->buffer, sizeof message->buffer));
+        if (bytes_read >= 0) {
+            *piece = message->buffer;
+            return (size_t)bytes_read;
+        }
+        struct pollfd readable = {.fd = STDIN_FILENO, .events = POLLIN};
+        if ((errno != EAGAIN && errno != EWOULDBLOCK) ||
+            (poll(&readable, 1, -1) == -1 && errno != EINTR)) {
+            int error = errno;
+            abort_connection(sock);
+            fail("stdin", strerror(error));
+        }
+    }
+}
+
+/* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
+ * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
+void print_received(const char *data, size_t length) {
+    if (!isatty(STDOUT_FILENO)) {
+        if (fwrite(data, 1, length, stdout) != length)
+            die("stdout");
+        return;
+    }
+    for (size_t i = 0; i < length; i++) {
+        unsigned char byte = (unsigned char)data[i];
+        int shown =
+            isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
+        if (shown < 0)
+            die("stdout");
+    }
+}
+
+/* Milliseconds on a clock that only goes forward (the wall clock may be set back). */
+long long monotonic_ms(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* ---- signals ---- */
+
+/* Ctrl-C (SIGINT) or SIGTERM in a one-shot program: remove our file, say why we stop, and die
+ * of that same signal so that whoever started us sees it. Only async-signal-safe calls in
+ * here, and no write that could wait: stderr may be a pipe that nobody reads, so write only
+ * when poll says it has room (a few bytes then go in at once). SA_RESETHAND has put back the
+ * default action, so the signal raised again ends us once the handler returns. */
+static void stop_at_once(int signal_number) {
+    const char *reason =
+        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
+    remove_socket_file();
+    struct pollfd room = {.fd = STDERR_FILENO, .events = POLLOUT};
+    int said = poll(&room, 1, 0) == 1 &&
+               write(STDERR_FILENO, program_name, strlen(program_name)) != -1 &&
+               poll(&room, 1, 0) == 1 && write(STDERR_FILENO, reason, strlen(reason)) != -1;
+    (void)said; /* if stderr is full or gone, there is no one to tell */
+    raise(signal_number);
+}
+
+/* Install handler for SIGINT and SIGTERM with sigaction, whose behaviour POSIX fixes (signal's
+ * varies: glibc under _POSIX_C_SOURCE resets the handler and does not restart calls). While
+ * one runs, the other waits. No SA_RESTART: a wait that a signal interrupts returns EINTR. */
+static void handle_stop_signals(void (*handler)(int), int flags) {
+    struct sigaction action = {.sa_handler = handler, .sa_flags = flags};
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, SIGINT);
+    sigaddset(&action.sa_mask, SIGTERM);
+    if (sigaction(SIGINT, &action, NULL) == -1 || sigaction(SIGTERM, &action, NULL) == -1)
+        die("sigaction");
+}
+
+void stop_on_signal(void) { handle_stop_signals(stop_at_once, SA_RESETHAND); }
+
+/* In an event loop the handler only notes the signal and writes a byte into wake_pipe: the
+ * loop watches the pipe like a socket, so it wakes at once even when the signal came just
+ * before it began to wait, and calls stop_now. (Writing our lines, or anything that may wait,
+ * is no job for a handler: it may have interrupted say.) */
+static volatile sig_atomic_t stop_signal; /* SIGINT or SIGTERM, once one came */
+static int wake_pipe[2];
+
+/* write may set errno, which the code we interrupted may be about to read: so we put it back
+ * (errno is thread-local, safe here whatever clang-tidy's list of safe calls says). */
+static void note_stop_signal(int signal_number) {
+    int saved_errno = errno; /* NOLINT(bugprone-signal-handler) */
+    stop_signal = signal_number;
+    ssize_t written = write(wake_pipe[1], "", 1);
+    (void)written;       /* the pipe was full: a byte waits already */
+    errno = saved_errno; /* NOLINT(bugprone-signal-handler) */
+}
+
+/* Both ends are non-blocking: a full pipe already holds a wake-up, and a read of an empty one
+ * must not wait. */
+int catch_stop_signals(void) {
+    if (pipe(wake_pipe) == -1)
+        die("pipe");
+    make_nonblocking(wake_pipe[0]);
+    make_nonblocking(wake_pipe[1]);
+    handle_stop_signals(note_stop_signal, 0);
+    return wake_pipe[0];
+}
+
+/* Our last line goes out if stderr takes it now (never waiting for a reader), the socket file
+ * goes, and we die of that same signal so that whoever started us sees it. */
+_Noreturn void stop_now(void) {
+    say(stderr, "stopped by %s", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    remove_socket_file();
+    struct sigaction default_action = {.sa_handler = SIG_DFL};
+    sigemptyset(&default_action.sa_mask);
+    sigaction(stop_signal, &default_action, NULL);
+    raise(stop_signal);
+    /* cppcheck-suppress unreachableCode ; with the default action back, raise ends us: this
+     * line only tells the compiler so */
+    _Exit(EXIT_FAILURE);
+}
+
+/* ---- the log of the event servers ----
+ * A server must never wait for whoever reads its log: a pipe that nobody empties would stop
+ * it serving every client. So a line goes out whole and at once, or not at all: poll says
+ * whether the descriptor has room now, and a write of at most PIPE_BUF bytes then goes into a
+ * pipe whole, without waiting and without mixing with anyone else's (write(2), pipe(7)). A
+ * line that finds no room is dropped and counted, and the count is said once lines go out
+ * again. (A terminal may still make a write wait: docs/hardened.md.) */
+
+enum { LINE_SIZE = 512 }; /* at most PIPE_BUF, which POSIX makes at least 512 */
+
+struct log {
+    int fd;
+    long dropped;      /* lines that found no room since the last report */
+    int said_dropping; /* and we have said so on stderr */
+};
+static struct log out_log = {STDOUT_FILENO, 0, 0}, err_log = {STDERR_FILENO, 0, 0};
+
+/* Write line whole if the descriptor takes it now: 1 if written, 0 if there was no room. A
+ * write error on stdout ends the server, as `server | head -1` ends a filter; on stderr there
+ * is no one left to tell. */
+static int write_line_now(const struct log *log, const char *line, size_t length) {
+    struct pollfd room = {.fd = log->fd, .events = POLLOUT};
+    int ready;
+    RETRY_ON_EINTR(ready, poll(&room, 1, 0));
+    if (ready != 1)
+        return 0;
+    ssize_t written;
+    RETRY_ON_EINTR(written, write(log->fd, line, length));
+    if (written == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0; /* a non-blocking descriptor that another program shares with us */
+    if (written == -1 && log == &out_log)
+        die("stdout");
+    return 1;
+}
+
+/* The line "program: N lines for stdout dropped: ...", once stdout (or stderr) takes lines
+ * again: every line was either written or counted. */
+static void say_dropped(struct log *log) {
+    long dropped = log->dropped;
+    log->dropped = 0;
+    log->said_dropping = 0;
+    say(stderr, "%ld lines for %s dropped: it was not read in time", dropped,
+        log == &out_log ? "stdout" : "stderr");
+}
+
+void say(FILE *stream, const char *format, ...) {
+    struct log *log = stream == stderr ? &err_log : &out_log;
+    char line[LINE_SIZE];
+    size_t length = 0, last = sizeof line - 2; /* the last place for text: '\n' comes after */
+    if (log == &err_log) {
+        int prefix = snprintf(line, sizeof line, "%s: ", program_name);
+        length = prefix < 0 ? 0 : (size_t)prefix < last ? (size_t)prefix : last;
+    }
+    va_list arguments;
+    va_start(arguments, format);
+    int text = vsnprintf(line + length, sizeof line - 1 - length, format, arguments);
+    va_end(arguments);
+    length += text < 0 ? 0 : (size_t)text < last - length ? (size_t)text : last - length;
+    line[length++] = '\n';
+
+    if (write_line_now(log, line, length)) {
+        if (log->dropped > 0)
+            say_dropped(log);
+        return;
+    }
+    log->dropped++;
+    if (log == &out_log && !log->said_dropping) {
+        log->said_dropping = 1;
+        say(stderr, "stdout is not read: its lines are dropped, and counted, until it is");
+    }
+}
+
+void report_dropped_lines(int wait_ms, int wake_fd) {
+    long long deadline = monotonic_ms() + wait_ms;
+    while (out_log.dropped > 0) {
+        struct pollfd waits[] = {{.fd = STDOUT_FILENO, .events = POLLOUT},
+                                 {.fd = wake_fd, .events = POLLIN}};
+        long long left_ms = deadline - monotonic_ms();
+        int ready = poll(waits, 2, left_ms > 0 ? (int)left_ms : 0);
+        if (ready == -1 && errno == EINTR)
+            continue;
+        if (waits[1].revents & POLLIN)
+            stop_now(); /* a signal: stop at once, whatever waits */
+        if (ready != 0 || left_ms <= 0)
+            break;
+    }
+    if (out_log.dropped > 0)
+        say_dropped(&out_log);
+    if (err_log.dropped > 0)
+        say_dropped(&err_log);
+}
+
+/* ---- the clients of the event servers ---- */
+
+/* A new client: its greeting waits in its pending output until the socket can take it.
+ * Returns NULL (and closes the socket) when there is no memory for it. */
+struct client *new_client(int sock, const char *greeting, size_t greeting_length) {
+    struct client *client = malloc(sizeof *client);
+    if (client == NULL) {
+        say(stderr, "no memory for another client");
+        close(sock);
+        return NULL;
+    }
+    make_nonblocking(sock);
+    *client = (struct client){.sock = sock, .pending_length = greeting_length};
+    memcpy(client->pending, greeting, greeting_length);
+    return client;
+}
+
+/* Accept one client that waits, with the tutorial's "accepting new socket". Returns its
+ * socket, or -1 once none is left (EAGAIN) or accept failed (said on stderr). Out of
+ * descriptors (EMFILE, ENFILE), the waiting connection would wake us at once, forever: so we
+ * keep one descriptor in reserve, give it up to accept that client and turn it away at once
+ * (it sees the connection close), then take it back. Once descriptors are free again,
+ * clients come in as before. */
+int accept_client(int listener) {
+    static int reserve = -2; /* -2: not opened yet; -1: could not be opened */
+    if (reserve == -2)
+        reserve = open("/dev/null", O_RDONLY);
+    int sock;
+    RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
+    if (sock != -1) {
+        say(stdout, "accepting new socket");
+        return sock;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+        say(stderr, "accept: %s", strerror(errno));
+    if ((errno == EMFILE || errno == ENFILE) && reserve >= 0) {
+        close(reserve);
+        RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
+        if (sock != -1) {
+            say(stderr, "turned a client away: out of descriptors");
+            close(sock);
+        }
+        reserve = open("/dev/null", O_RDONLY);
+    }
+    return -1;
+}
+
+/* What we wait for from this client, as poll's events: POLLIN to read, POLLOUT to send.
+ * Read until its end, but for an echo only while its pending output has room, so that one
+ * that sends and never reads costs us PENDING_SIZE bytes at most (backpressure); the
+ * tutorial's protocol drops what it reads. Send while output is pending, and in the
+ * tutorial's protocol until we have shut down our side after the greeting. */
+short wanted_events(const struct client *client, int echo_mode) {
+    short events = 0;
+    if (!client->finished && (!echo_mode || client->pending_length < PENDING_SIZE))
+        events |= POLLIN;
+    if (client->pending_length > 0 || (!echo_mode && !client->shut_down))
+        events |= POLLOUT;
+    return events;
+}
+
+/* Read what the client sent: the tutorial's protocol notes it ("socket sent data") and
+ * drops it, since an echo could not go out after the shutdown; -e puts it in the pending
+ * output, to send back. recv returns 0 at the client's end. Returns -1 if the client failed. */
+int receive_from(struct client *client, int echo_mode) {
+    char dropped[PENDING_SIZE];
+    char *into = echo_mode ? client->pending + client->pending_length : dropped;
+    size_t room = echo_mode ? PENDING_SIZE - client->pending_length : sizeof dropped;
+    ssize_t bytes_read;
+    RETRY_ON_EINTR(bytes_read, recv(client->sock, into, room, 0));
+    if (bytes_read == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0; /* readiness can be a false alarm: nothing to read after all */
+    if (bytes_read == -1) {
+        say(stderr, "recv: %s", strerror(errno));
+        return -1;
+    }
+    if (bytes_read == 0)
+        client->finished = 1; /* the client has shut down its sending side */
+    if (bytes_read > 0 && echo_mode)
+        client->pending_length += (size_t)bytes_read;
+    if (bytes_read > 0)
+        say(stdout, "socket sent data");
+    return 0;
+}
+
+/* Send as much pending output as the kernel takes now, without waiting; keep the rest. In
+ * the tutorial's protocol, once the greeting is all sent, shut down our sending side: the
+ * client sees the end of it (its recv returns 0). Returns -1 if the client has gone. */
+int send_pending(struct client *client, int echo_mode) {
+    if (client->pending_length > 0) {
+        ssize_t bytes_sent;
+        RETRY_ON_EINTR(bytes_sent, send(client->sock, client->pending, client->pending_length, 0));
+        if (bytes_sent == -1 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            say(stderr, "send: %s", strerror(errno));
+            return -1;
+        }
+        if (bytes_sent > 0) {
+            client->pending_length -= (size_t)bytes_sent;
+            memmove(client->pending, client->pending + bytes_sent, client->pending_length);
+        }
+    }
+    if (!echo_mode && !client->shut_down && client->pending_length == 0) {
+        client->shut_down = 1;
+        if (shutdown(client->sock, SHUT_WR) == -1) {
+            say(stderr, "shutdown: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
