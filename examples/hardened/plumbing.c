@@ -133,12 +133,13 @@ struct options parse_options(int argc, char **argv, const struct command_line *c
         (fcntl(STDIN_FILENO, F_GETFL) & O_ACCMODE) == O_WRONLY)
         fail("stdin", strerror(EBADF)); /* it was closed: see set_up_program */
     size_t room = MAX_PATH_LENGTH - command_line->path_room_needed;
-    if (options.family == AF_UNIX && strlen(options.path) > room && command_line->path_room_needed)
+    const char *path = options.family == AF_UNIX && options.path != NULL ? options.path : "";
+    if (strlen(path) > room && command_line->path_room_needed > 0)
         usage_error("socket path too long (at most %zu bytes: we add .PID to it for our own "
                     "socket): %s",
-                    room, options.path);
-    if (options.family == AF_UNIX && strlen(options.path) > room)
-        usage_error("socket path too long (at most %zu bytes): %s", room, options.path);
+                    room, path);
+    if (strlen(path) > room)
+        usage_error("socket path too long (at most %zu bytes): %s", room, path);
     if (options.family != AF_UNIX)
         options.family = family_for(options.host, options.family, family_given);
     return options;
@@ -532,31 +533,48 @@ static int write_line_now(const struct log *log, const char *line, size_t length
     return 1;
 }
 
-/* The line "program: N lines for stdout dropped: ...", once stdout (or stderr) takes lines
- * again: every line was either written or counted. */
+/* Format one line into line: "program: " first if with_name, the text cut to fit, '\n'. */
+static size_t format_line(char line[LINE_SIZE], int with_name, const char *format,
+                          va_list arguments) {
+    size_t length = 0, last = LINE_SIZE - 2; /* the last place for text: '\n' comes after */
+    if (with_name) {
+        int prefix = snprintf(line, LINE_SIZE, "%s: ", program_name);
+        length = prefix < 0 ? 0 : (size_t)prefix < last ? (size_t)prefix : last;
+    }
+    int text = vsnprintf(line + length, LINE_SIZE - 1 - length, format, arguments);
+    length += text < 0 ? 0 : (size_t)text < last - length ? (size_t)text : last - length;
+    line[length++] = '\n';
+    return length;
+}
+
+/* A line about the log itself, on stderr if it takes it now; else it is one more dropped. */
+static void say_about_the_log(const char *format, ...) {
+    char line[LINE_SIZE];
+    va_list arguments;
+    va_start(arguments, format);
+    size_t length = format_line(line, 1, format, arguments);
+    va_end(arguments);
+    if (!write_line_now(&err_log, line, length))
+        err_log.dropped++;
+}
+
+/* "program: N lines for stdout dropped: ...", once lines go out again: every line was either
+ * written or counted. */
 static void say_dropped(struct log *log) {
     long dropped = log->dropped;
     log->dropped = 0;
     log->said_dropping = 0;
-    say(stderr, "%ld lines for %s dropped: it was not read in time", dropped,
-        log == &out_log ? "stdout" : "stderr");
+    say_about_the_log("%ld lines for %s dropped: it was not read in time", dropped,
+                      log == &out_log ? "stdout" : "stderr");
 }
 
-void say(FILE *stream, const char *format, ...) {
+void say(const FILE *stream, const char *format, ...) {
     struct log *log = stream == stderr ? &err_log : &out_log;
     char line[LINE_SIZE];
-    size_t length = 0, last = sizeof line - 2; /* the last place for text: '\n' comes after */
-    if (log == &err_log) {
-        int prefix = snprintf(line, sizeof line, "%s: ", program_name);
-        length = prefix < 0 ? 0 : (size_t)prefix < last ? (size_t)prefix : last;
-    }
     va_list arguments;
     va_start(arguments, format);
-    int text = vsnprintf(line + length, sizeof line - 1 - length, format, arguments);
+    size_t length = format_line(line, log == &err_log, format, arguments);
     va_end(arguments);
-    length += text < 0 ? 0 : (size_t)text < last - length ? (size_t)text : last - length;
-    line[length++] = '\n';
-
     if (write_line_now(log, line, length)) {
         if (log->dropped > 0)
             say_dropped(log);
@@ -565,7 +583,7 @@ void say(FILE *stream, const char *format, ...) {
     log->dropped++;
     if (log == &out_log && !log->said_dropping) {
         log->said_dropping = 1;
-        say(stderr, "stdout is not read: its lines are dropped, and counted, until it is");
+        say_about_the_log("stdout is not read: its lines are dropped, and counted, until it is");
     }
 }
 

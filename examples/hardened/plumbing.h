@@ -165,7 +165,7 @@ _Noreturn void stop_now(void);
 
 /* One line, printf-like: on stdout, or on stderr after "program: " (say(stderr, ...)). Written
  * whole if the descriptor takes it now; otherwise dropped and counted, never waited for. */
-void say(FILE *stream, const char *format, ...);
+void say(const FILE *stream, const char *format, ...);
 
 /* At the end: wait until stdout takes lines again (at most wait_ms, or until a signal), then
  * say how many lines were dropped, if any. */
