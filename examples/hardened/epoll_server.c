@@ -92,6 +92,10 @@ int main(int argc, char **argv) {
     long disconnected_count = 0;
 
     while (options.count == 0 || disconnected_count < options.count) {
+        /* Our lines go out first, if stdout takes them now (see say): a server must never
+         * wait for its reader. */
+        flush_log();
+
         /* Wait until a socket is ready (a read or write will not block: data, a new
          * connection, room to send, the peer's close, or an error) or the timeout passes.
          * No sets to fill first: epoll remembers what we watch (see update_interest), and

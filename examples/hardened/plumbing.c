@@ -17,6 +17,8 @@
 /* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
 #define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
 
+enum { LINE_SIZE = 512 }; /* the longest line of the log; PIPE_BUF is at least 512 */
+
 /* ---- errors ---- */
 
 const char *program_name = "example";
@@ -174,6 +176,7 @@ socklen_t make_address(const struct options *options, int type, struct sockaddr_
 
 /* One line on stderr once the socket is bound: with -p 0 only we know the port. */
 void print_ready_line(int sock, const struct options *options) {
+    flush_log(); /* "listening" first */
     struct sockaddr_storage bound;
     socklen_t length = sizeof bound;
     char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
@@ -500,35 +503,38 @@ _Noreturn void stop_now(void) {
 
 /* ---- the log of the event servers ----
  * A server must never wait for whoever reads its log: a pipe that nobody empties would stop
- * it serving every client. So a line goes out whole and at once, or not at all: poll says
- * whether the descriptor has room now, and a write of at most PIPE_BUF bytes then goes into a
- * pipe whole, without waiting and without mixing with anyone else's (write(2), pipe(7)). A
- * line that finds no room is dropped and counted, and the count is said once lines go out
- * again. (A terminal may still make a write wait: docs/hardened.md.) */
-
-enum { LINE_SIZE = 512 }; /* at most PIPE_BUF, which POSIX makes at least 512 */
+ * it serving every client. So the lines of a turn of the event loop gather in a buffer of at
+ * most PIPE_BUF bytes, and flush_log writes them in one go if poll says stdout has room: a
+ * write of at most PIPE_BUF bytes then goes into a pipe whole, without waiting and without
+ * mixing with anyone else's (write(2), pipe(7)). Lines that find no room are dropped and
+ * counted, and the count is said once lines go out again. A line for stderr (rare: errors)
+ * goes out at once, after those of stdout. (A terminal may still make a write wait:
+ * docs/hardened.md.) */
 
 struct log {
-    int fd;
-    long dropped;      /* lines that found no room since the last report */
+    size_t length;     /* bytes of stdout lines waiting in data */
+    long lines;        /* how many lines they are */
+    long dropped;      /* stdout lines that found no room since the last report */
+    long err_dropped;  /* the same for stderr */
     int said_dropping; /* and we have said so on stderr */
+    char data[PIPE_BUF];
 };
-static struct log out_log = {STDOUT_FILENO, 0, 0}, err_log = {STDERR_FILENO, 0, 0};
+static struct log log_buffer;
 
-/* Write line whole if the descriptor takes it now: 1 if written, 0 if there was no room. A
- * write error on stdout ends the server, as `server | head -1` ends a filter; on stderr there
- * is no one left to tell. */
-static int write_line_now(const struct log *log, const char *line, size_t length) {
-    struct pollfd room = {.fd = log->fd, .events = POLLOUT};
+/* Write bytes whole to fd if it takes them now: 1 if written, 0 if there was no room. A write
+ * error on stdout ends the server, as `server | head -1` ends a filter; on stderr there is no
+ * one left to tell. */
+static int write_now(int fd, const char *bytes, size_t length) {
+    struct pollfd room = {.fd = fd, .events = POLLOUT};
     int ready;
     RETRY_ON_EINTR(ready, poll(&room, 1, 0));
     if (ready != 1)
         return 0;
     ssize_t written;
-    RETRY_ON_EINTR(written, write(log->fd, line, length));
+    RETRY_ON_EINTR(written, write(fd, bytes, length));
     if (written == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return 0; /* a non-blocking descriptor that another program shares with us */
-    if (written == -1 && log == &out_log)
+    if (written == -1 && fd == STDOUT_FILENO)
         die("stdout");
     return 1;
 }
@@ -547,49 +553,71 @@ static size_t format_line(char line[LINE_SIZE], int with_name, const char *forma
     return length;
 }
 
-/* A line about the log itself, on stderr if it takes it now; else it is one more dropped. */
-static void say_about_the_log(const char *format, ...) {
+/* One line on stderr, at once if it takes it; else one more dropped. */
+static void write_error_line(const char *format, ...) {
     char line[LINE_SIZE];
     va_list arguments;
     va_start(arguments, format);
     size_t length = format_line(line, 1, format, arguments);
     va_end(arguments);
-    if (!write_line_now(&err_log, line, length))
-        err_log.dropped++;
+    if (!write_now(STDERR_FILENO, line, length))
+        log_buffer.err_dropped++;
 }
 
-/* "program: N lines for stdout dropped: ...", once lines go out again: every line was either
+/* Say how many lines were dropped since the last time, if any: every line was either
  * written or counted. */
-static void say_dropped(struct log *log) {
-    long dropped = log->dropped;
-    log->dropped = 0;
-    log->said_dropping = 0;
-    say_about_the_log("%ld lines for %s dropped: it was not read in time", dropped,
-                      log == &out_log ? "stdout" : "stderr");
+static void say_dropped_counts(void) {
+    long dropped = log_buffer.dropped, err_dropped = log_buffer.err_dropped;
+    log_buffer.dropped = log_buffer.err_dropped = 0;
+    log_buffer.said_dropping = 0;
+    if (dropped > 0)
+        write_error_line("%ld lines for stdout dropped: it was not read in time", dropped);
+    if (err_dropped > 0)
+        write_error_line("%ld lines for stderr dropped: it was not read in time", err_dropped);
+}
+
+void flush_log(void) {
+    if (log_buffer.length == 0)
+        return;
+    size_t length = log_buffer.length;
+    long lines = log_buffer.lines;
+    log_buffer.length = 0;
+    log_buffer.lines = 0;
+    if (write_now(STDOUT_FILENO, log_buffer.data, length)) {
+        if (log_buffer.dropped > 0 || log_buffer.err_dropped > 0)
+            say_dropped_counts();
+        return;
+    }
+    log_buffer.dropped += lines;
+    if (!log_buffer.said_dropping) {
+        log_buffer.said_dropping = 1;
+        write_error_line("stdout is not read: its lines are dropped, and counted, until it is");
+    }
 }
 
 void say(const FILE *stream, const char *format, ...) {
-    struct log *log = stream == stderr ? &err_log : &out_log;
     char line[LINE_SIZE];
     va_list arguments;
     va_start(arguments, format);
-    size_t length = format_line(line, log == &err_log, format, arguments);
+    size_t length = format_line(line, stream == stderr, format, arguments);
     va_end(arguments);
-    if (write_line_now(log, line, length)) {
-        if (log->dropped > 0)
-            say_dropped(log);
+    if (stream == stderr) {
+        flush_log(); /* stdout's lines came first */
+        if (!write_now(STDERR_FILENO, line, length))
+            log_buffer.err_dropped++;
         return;
     }
-    log->dropped++;
-    if (log == &out_log && !log->said_dropping) {
-        log->said_dropping = 1;
-        say_about_the_log("stdout is not read: its lines are dropped, and counted, until it is");
-    }
+    if (log_buffer.length + length > sizeof log_buffer.data)
+        flush_log();
+    memcpy(log_buffer.data + log_buffer.length, line, length);
+    log_buffer.length += length;
+    log_buffer.lines++;
 }
 
 void report_dropped_lines(int wait_ms, int wake_fd) {
+    flush_log();
     long long deadline = monotonic_ms() + wait_ms;
-    while (out_log.dropped > 0) {
+    while (log_buffer.dropped > 0) {
         struct pollfd waits[] = {{.fd = STDOUT_FILENO, .events = POLLOUT},
                                  {.fd = wake_fd, .events = POLLIN}};
         long long left_ms = deadline - monotonic_ms();
@@ -601,10 +629,7 @@ void report_dropped_lines(int wait_ms, int wake_fd) {
         if (ready != 0 || left_ms <= 0)
             break;
     }
-    if (out_log.dropped > 0)
-        say_dropped(&out_log);
-    if (err_log.dropped > 0)
-        say_dropped(&err_log);
+    say_dropped_counts();
 }
 
 /* ---- the clients of the event servers ---- */

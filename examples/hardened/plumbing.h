@@ -163,12 +163,15 @@ _Noreturn void stop_now(void);
 
 /* ---- the log of the event servers ---- */
 
-/* One line, printf-like: on stdout, or on stderr after "program: " (say(stderr, ...)). Written
- * whole if the descriptor takes it now; otherwise dropped and counted, never waited for. */
+/* One line, printf-like: on stdout, or on stderr after "program: " (say(stderr, ...)). A line
+ * for stdout waits in the log until flush_log; one for stderr goes out at once. */
 void say(const FILE *stream, const char *format, ...);
 
-/* At the end: wait until stdout takes lines again (at most wait_ms, or until a signal), then
- * say how many lines were dropped, if any. */
+/* Write the log's lines if stdout takes them now; else drop and count them. Never waits. */
+void flush_log(void);
+
+/* Say how many lines were dropped, if any: at the end, after waiting until stdout takes lines
+ * again (at most wait_ms, and not past a signal that makes wake_fd readable). */
 void report_dropped_lines(int wait_ms, int wake_fd);
 
 /* ---- the clients of the event servers ---- */

@@ -78,6 +78,10 @@ int main(int argc, char **argv) {
     long disconnected_count = 0;
 
     while (options.count == 0 || disconnected_count < options.count) {
+        /* Our lines go out first, if stdout takes them now (see say): a server must never
+         * wait for its reader. */
+        flush_log();
+
         /* poll() keeps the events we ask for, but they change as clients come, go and fill
          * their pending output, so fill the array afresh on every turn: the listener, and
          * each client we want to read from. Unlike the tutorial we also ask when a client

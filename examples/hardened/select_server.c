@@ -76,6 +76,10 @@ int main(int argc, char **argv) {
     long disconnected_count = 0;
 
     while (options.count == 0 || disconnected_count < options.count) {
+        /* Our lines go out first, if stdout takes them now (see say): a server must never
+         * wait for its reader. */
+        flush_log();
+
         /* select() changes the sets it is given, so fill them afresh on every turn: the
          * listener, and each client we want to read from. Unlike the tutorial we also ask
          * when a client can take more output (write_set): a send to a client that does not

@@ -105,7 +105,8 @@ int main(int argc, char **argv) {
  * HINT_MS of silence say once, on stderr, what we wait for: against an echo server both
  * sides would wait for the other in silence for ever. */
 static void wait_for_data(int sock, const struct options *options, int *hinted) {
-    long long start = monotonic_ms(), limit_ms = options->timeout > 0 ? options->timeout * 1000 : -1;
+    long long start = monotonic_ms(),
+              limit_ms = options->timeout > 0 ? options->timeout * 1000 : -1;
     for (;;) {
         long long waited_ms = monotonic_ms() - start;
         if (limit_ms != -1 && waited_ms >= limit_ms) {
