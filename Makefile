@@ -120,8 +120,8 @@ $(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h $(PLUMBING) $(SOURCES)
 	$(CC) $(STRICT) $(CFLAGS) -Iexamples -I$(BUILD)/recipes -o $@ $< tests/harness.c \
 	    tests/checks.c -lcmocka
 
-# test_faults also runs the recipes of docs/, saved from the pages as a reader would save them.
-$(BUILD)/test_faults: $(BUILD)/recipes/saved
+# test_network also runs the recipes of docs/, saved from the pages as a reader would save them.
+$(BUILD)/test_network: $(BUILD)/recipes/saved
 $(BUILD)/recipes/saved: tests/extract_recipes.sh $(wildcard docs/*.md)
 	sh tests/extract_recipes.sh $(BUILD)/recipes docs/*.md && touch $@
 
