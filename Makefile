@@ -19,7 +19,7 @@ endif
 BINARIES  = $(PROGRAMS:%=$(BIN)/%) $(HARDENED:%=$(BIN)/hardened/%)
 PLUMBING  = examples/hardened/plumbing.c examples/hardened/plumbing.h
 HARNESS   = tests/harness.c tests/harness.h
-CHECKS    = tests/checks.c tests/checks.h tests/children.h tests/ticks.h
+CHECKS    = tests/checks.c tests/checks.h
 TESTS     = $(patsubst tests/%.c,$(BUILD)/%,$(wildcard tests/test_*.c))
 LOAD      = $(BUILD)/echo_load
 SOURCES   = $(PROGRAMS:%=examples/%.c) $(HARDENED:%=examples/hardened/%.c) \
@@ -120,8 +120,8 @@ $(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h $(PLUMBING) $(SOURCES)
 	$(CC) $(STRICT) $(CFLAGS) -Iexamples -I$(BUILD)/recipes -o $@ $< tests/harness.c \
 	    tests/checks.c -lcmocka
 
-# test_network also runs the recipes of docs/, saved from the pages as a reader would save them.
-$(BUILD)/test_network: $(BUILD)/recipes/saved
+# test_recipes runs the recipes of docs/, saved from the pages as a reader would save them.
+$(BUILD)/test_recipes: $(BUILD)/recipes/saved
 $(BUILD)/recipes/saved: tests/extract_recipes.sh $(wildcard docs/*.md)
 	sh tests/extract_recipes.sh $(BUILD)/recipes docs/*.md && touch $@
 

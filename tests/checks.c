@@ -1,5 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
-/* checks.c: what the tests share (checks.h): assertions, fake peers, the proxy, strace. */
+/* checks.c: what the tests share (checks.h): assertions, what they send, fake peers, the
+ * kernel's table of sockets, the proxy, strace. */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -16,14 +18,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "checks.h"
 
 enum {
-    MAX_HELPERS = 4,             /* forked children of one test */
-    HELPER_LIFETIME_S = 120,     /* alarm: a forked child never outlives a stuck test */
+    MAX_CHILDREN = 8,            /* forked children of one test, unfinished at once */
+    CHILD_LIFETIME_S = 120,      /* alarm: a forked child never outlives a stuck test */
     PROXY_BUFFER_SIZE = 1 << 20, /* of each direction of a proxied connection */
     PROXY_SOCKET_FAILED = 1,     /* the proxy's exit status when a socket failed, */
     PROXY_BROKEN = 2,            /* or when the proxy itself could not work */
@@ -51,18 +55,23 @@ const char *shown(const char *data, size_t length) {
 
 int slow(int ms) { return under_valgrind() ? ms * VALGRIND_SLOWDOWN : ms; }
 
-bool wait_for_socket(int sock, short events, long long deadline) {
-    struct pollfd ready = {.fd = sock, .events = events};
+short wait_for_socket(int fd, short events, long long deadline) {
+    struct pollfd ready = {.fd = fd, .events = events};
     int result;
     do
         result = poll(&ready, 1, ms_until(deadline));
     while (result == -1 && errno == EINTR);
     assert_int_not_equal(result, -1);
-    return result == 1;
+    return result == 1 ? ready.revents : 0;
 }
 
 const char *killed_by(int signal_number) {
     return formatted("killed by signal %d (%s)", signal_number, strsignal(signal_number));
+}
+
+bool file_exists(const char *path) {
+    struct stat status;
+    return lstat(path, &status) == 0;
 }
 
 void check_exit(struct process *process, int expected, int timeout_ms, const char *file, int line) {
@@ -95,6 +104,39 @@ void check_output(const struct process *process, const char *stream, const struc
                 prefix_only ? "a start of " : "", shown(expected + from, length - from), length,
                 shown(got_data + from, got->length - from), got->length);
     _fail(file, line);
+}
+
+void check_stdout_around(const struct process *process, const char *before, const char *middle,
+                         size_t length, const char *after, const char *file, int line) {
+    size_t expected_length = strlen(before) + length + strlen(after);
+    char *expected = malloc(expected_length + 1);
+    assert_non_null(expected);
+    memcpy(expected, before, strlen(before));
+    memcpy(expected + strlen(before), middle, length);
+    strcpy(expected + strlen(before) + length, after);
+    check_output(process, "stdout", &process->out, expected, expected_length, false, file, line);
+    free(expected);
+}
+
+void check_stderr_one_of(const struct process *process, const char *before,
+                         const char *const endings[], const char *file, int line) {
+    const char *got = process->err.data ? process->err.data : "";
+    for (size_t i = 0; endings[i] != NULL; i++)
+        if (strcmp(got, formatted("%s%s", before, endings[i])) == 0)
+            return;
+    print_error("%s stderr: expected %s and then one of:\n", process->label,
+                shown(before, strlen(before)));
+    for (size_t i = 0; endings[i] != NULL; i++)
+        print_error("    %s\n", shown(endings[i], strlen(endings[i])));
+    print_error("    got %s\n", shown(got, process->err.length));
+    _fail(file, line);
+}
+
+void check_usage_error(const char *const argv[], const char *message, const char *file, int line) {
+    struct process *program = start_program(argv, NULL);
+    check_exit(program, 2, slow(FINISH_TIMEOUT_MS), file, line);
+    check_output(program, "stderr", &program->err, message, strlen(message), false, file, line);
+    check_output(program, "stdout", &program->out, "", 0, false, file, line);
 }
 
 const char *ready_port(struct process *server) {
@@ -145,15 +187,6 @@ void check_five_clients_served(const struct process *server, const char *also, c
     _fail(file, line);
 }
 
-const char *file_with(const char *name, const char *data, size_t length) {
-    const char *path = temp_path(name);
-    FILE *file = fopen(path, "wb");
-    assert_non_null(file);
-    assert_int_equal(fwrite(data, 1, length, file), length);
-    assert_int_equal(fclose(file), 0);
-    return path;
-}
-
 void check_all_exit_0(struct process *const list[], size_t count, const char *file, int line) {
     finish_all(list, count, slow(FINISH_TIMEOUT_MS));
     bool all_0 = true;
@@ -172,15 +205,121 @@ void check_all_exit_0(struct process *const list[], size_t count, const char *fi
         _fail(file, line);
 }
 
+bool built(const char *program) {
+#ifdef __linux__
+    (void)program;
+    return true;
+#else
+    return strcmp(program, "epoll_server") != 0;
+#endif
+}
+
 const char *server_of(void **state) {
     const char *server = *state;
-#ifndef __linux__
-    if (strcmp(server, "epoll_server") == 0) {
-        print_message("epoll_server: epoll is Linux only; test skipped\n");
+    if (!built(server)) {
+        print_message("%s: epoll is Linux only; test skipped\n", server);
         skip();
     }
-#endif
     return server;
+}
+
+/* FNV-1a, a 64-bit word at a time (length a multiple of 8): a fingerprint to compare 64 MiB
+ * by, quick even under valgrind. Fed piece by piece, starting from FNV_START. */
+#define FNV_START 0xcbf29ce484222325u
+static uint64_t fingerprint(uint64_t hash, const unsigned char *data, size_t length) {
+    for (size_t i = 0; i + sizeof(uint64_t) <= length; i += sizeof(uint64_t)) {
+        uint64_t word;
+        memcpy(&word, data + i, sizeof word);
+        hash = (hash ^ word) * 0x100000001b3u;
+    }
+    return hash;
+}
+
+void check_file_holds(const char *path, const char *before, size_t size, uint64_t expected,
+                      const char *after, const char *file, int line) {
+    struct stat status;
+    assert_int_equal(stat(path, &status), 0);
+    size_t want = strlen(before) + size + strlen(after), got = (size_t)status.st_size;
+    unsigned char *data = malloc(got + 1);
+    FILE *stream = fopen(path, "rb");
+    assert_non_null(data);
+    assert_non_null(stream);
+    bool read_all = fread(data, 1, got, stream) == got;
+    fclose(stream);
+    uint64_t hash = got == want ? fingerprint(FNV_START, data + strlen(before), size) : 0;
+    bool same = read_all && got == want && memcmp(data, before, strlen(before)) == 0 &&
+                hash == expected && memcmp(data + got - strlen(after), after, strlen(after)) == 0;
+    free(data);
+    if (same)
+        return;
+    print_error("%s: expected %s + %zu bytes of fingerprint %016llx + %s (%zu bytes),\n"
+                "    got %zu bytes%s\n",
+                path, shown(before, strlen(before)), size, (unsigned long long)expected,
+                shown(after, strlen(after)), want, got,
+                got == want
+                    ? formatted(", the middle of fingerprint %016llx", (unsigned long long)hash)
+                    : "");
+    _fail(file, line);
+}
+
+/* ====================================================================================== */
+/* ---- what the tests send ---- */
+
+void fill_pattern(char *buffer, size_t size) {
+    for (size_t offset = 0; offset < size; offset++)
+        buffer[offset] = (char)(1 + offset % PATTERN_PERIOD);
+    buffer[size] = '\0';
+}
+
+const char *long_text(const char *what, size_t size) {
+    char *text = malloc(size + 64);
+    assert_non_null(text);
+    size_t used = 0;
+    for (int i = 1; used < size; i++)
+        used += (size_t)sprintf(text + used, "%s, line %04d\n", what, i);
+    text[size] = '\0';
+    const char *kept = formatted("%s", text);
+    free(text);
+    return kept;
+}
+
+const char *file_with(const char *name, const char *data, size_t length) {
+    const char *path = temp_path(name);
+    FILE *file = fopen(path, "wb");
+    assert_non_null(file);
+    assert_int_equal(fwrite(data, 1, length, file), length);
+    assert_int_equal(fclose(file), 0);
+    return path;
+}
+
+const char *every_byte_file(const char *name, int rounds) {
+    const char *path = temp_path(name);
+    FILE *file = fopen(path, "wb");
+    assert_non_null(file);
+    for (int i = 0; i < 256 * rounds; i++)
+        assert_int_not_equal(fputc(i % 256, file), EOF);
+    assert_int_equal(fclose(file), 0);
+    return path;
+}
+
+uint64_t write_random_file(const char *path, size_t size) {
+    FILE *file = fopen(path, "wb");
+    assert_non_null(file);
+    uint64_t state = 0x9E3779B97F4A7C15u, hash = FNV_START; /* xorshift64 */
+    static unsigned char chunk[1 << 16];
+    for (size_t written = 0; written < size; written += sizeof chunk) {
+        for (size_t i = 0; i < sizeof chunk; i += sizeof state) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            memcpy(chunk + i, &state, sizeof state);
+        }
+        size_t length = size - written < sizeof chunk ? size - written : sizeof chunk;
+        assert_int_equal(fwrite(chunk, 1, length, file), length);
+        hash = fingerprint(hash, chunk, length);
+    }
+    assert_int_equal(fclose(file), 0);
+    return hash;
 }
 
 /* ====================================================================================== */
@@ -210,21 +349,57 @@ void close_tracked(int fd) {
     close(fd);
 }
 
+void set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    assert_int_not_equal(flags, -1);
+    assert_int_equal(fcntl(fd, F_SETFL, flags | O_NONBLOCK), 0);
+}
+
 struct sockaddr_in loopback(int port) {
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     return address;
 }
 
-int listen_on_loopback(int *port) {
+int bound_on_loopback(int type, int *port) {
     struct sockaddr_in address = loopback(0);
     socklen_t length = sizeof address;
-    int listener = tracked(socket(AF_INET, SOCK_STREAM, 0));
-    assert_int_equal(bind(listener, (struct sockaddr *)&address, length), 0);
-    assert_int_equal(listen(listener, PROXY_MAX_LINKS), 0);
-    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
+    int sock = tracked(socket(AF_INET, type, 0));
+    assert_int_equal(bind(sock, (struct sockaddr *)&address, length), 0);
+    assert_int_equal(getsockname(sock, (struct sockaddr *)&address, &length), 0);
     *port = ntohs(address.sin_port);
+    return sock;
+}
+
+int listen_on_loopback(int *port) {
+    int listener = bound_on_loopback(SOCK_STREAM, port);
+    assert_int_equal(listen(listener, PROXY_MAX_LINKS), 0);
     return listener;
+}
+
+int refusing_port(int type) {
+    int port;
+    int sock = bound_on_loopback(type, &port);
+    if (type == SOCK_DGRAM) {
+        struct sockaddr_in itself = loopback(port);
+        assert_int_equal(connect(sock, (struct sockaddr *)&itself, sizeof itself), 0);
+    }
+    return port;
+}
+
+struct sockaddr_un unix_address(const char *path) {
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    assert_true(strlen(path) < sizeof address.sun_path);
+    strcpy(address.sun_path, path);
+    return address;
+}
+
+int unix_socket(int type, const char *path) {
+    int sock = tracked(socket(AF_UNIX, type, 0));
+    struct sockaddr_un address = unix_address(path ? path : "");
+    if (path != NULL)
+        assert_int_equal(bind(sock, (struct sockaddr *)&address, sizeof address), 0);
+    return sock;
 }
 
 int connect_to_loopback(int port) {
@@ -234,20 +409,39 @@ int connect_to_loopback(int port) {
     return sock;
 }
 
-int open_connection(const char *port, long long deadline) {
+int start_connecting(int port) {
+    struct sockaddr_in address = loopback(port);
     int sock = tracked(socket(AF_INET, SOCK_STREAM, 0));
-    assert_int_equal(fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK), 0);
-    struct sockaddr_in address = loopback(atoi(port));
-    if (connect(sock, (struct sockaddr *)&address, sizeof address) == 0)
-        return sock;
-    if (errno != EINPROGRESS)
-        return -1;
+    set_nonblocking(sock);
+    if (connect(sock, (struct sockaddr *)&address, sizeof address) == -1)
+        assert_int_equal(errno, EINPROGRESS);
+    return sock;
+}
+
+int open_connection(const char *port, long long deadline) {
+    int sock = start_connecting(atoi(port));
     int error = ETIMEDOUT;
     socklen_t length = sizeof error;
     if (wait_for_socket(sock, POLLOUT, deadline))
         assert_int_equal(getsockopt(sock, SOL_SOCKET, SO_ERROR, &error, &length), 0);
     errno = error;
     return error == 0 ? sock : -1;
+}
+
+int accept_within(int listener, int timeout_ms) {
+    assert_true(wait_for_socket(listener, POLLIN, now_ms() + timeout_ms));
+    return tracked(accept(listener, NULL, NULL));
+}
+
+void send_text(int sock, const char *text, long long deadline) {
+    for (size_t sent = 0; sent < strlen(text);) {
+        if (!wait_for_socket(sock, POLLOUT, deadline))
+            fail_msg("could not send \"%s\" within the deadline", text);
+        ssize_t bytes_sent = send(sock, text + sent, strlen(text) - sent, MSG_NOSIGNAL);
+        if (bytes_sent == -1 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            fail_msg("send: %s", strerror(errno));
+        sent += bytes_sent > 0 ? (size_t)bytes_sent : 0;
+    }
 }
 
 ssize_t receive_within(int sock, char *buffer, size_t length, long long deadline) {
@@ -320,57 +514,262 @@ bool allow_open_files(rlim_t needed) {
     return true;
 }
 
-/* ---- forked helpers ---- */
+/* ====================================================================================== */
+/* ---- the kernel's table of sockets ---- */
 
-static struct helper helpers[MAX_HELPERS];
-static size_t helper_count;
+/* The state column of /proc/net/tcp for a connection, and for a listening socket. */
+enum { TCP_ESTABLISHED_STATE = 0x01, TCP_LISTEN_STATE = 0x0A };
 
-struct helper *fork_helper(void) {
-    int ends[2];
-    assert_true(helper_count < MAX_HELPERS);
-    assert_int_equal(pipe(ends), 0);
-    fcntl(ends[0], F_SETFD, FD_CLOEXEC); /* the programs we start must not hold them */
-    fcntl(ends[1], F_SETFD, FD_CLOEXEC);
-    fflush(NULL); /* or the child would write our buffered output again */
+/* The first row of /proc/net/tcp and tcp6 (SOCK_STREAM) or udp and udp6 (SOCK_DGRAM) that
+ * `wanted` takes, into *row: true; false if none does. Skips the test where there is no such
+ * table. */
+static bool find_socket_row(int type, bool (*wanted)(const struct socket_row *, const void *),
+                            const void *context, struct socket_row *row) {
+    const char *tables[] = {type == SOCK_STREAM ? "/proc/net/tcp" : "/proc/net/udp",
+                            type == SOCK_STREAM ? "/proc/net/tcp6" : "/proc/net/udp6"};
+    bool found = false;
+    for (size_t i = 0; i < COUNT(tables) && !found; i++) {
+        FILE *file = fopen(tables[i], "r");
+        if (file == NULL && i == 0) {
+            print_message("no %s here (it is Linux's): test skipped\n", tables[i]);
+            skip();
+        }
+        char line[512];
+        while (file != NULL && !found && fgets(line, sizeof line, file) != NULL) {
+            /* sl local_address rem_address st tx_queue:rx_queue tr:when retrnsmt uid timeout
+             * inode, an address in hex and a port; the first line, of column names, does not
+             * match. */
+            unsigned int local_port, remote_port, state;
+            unsigned long sending, unread, inode;
+            if (sscanf(line,
+                       " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%x %x %lx:%lx %*x:%*x %*x %*u %*u %lu",
+                       &local_port, &remote_port, &state, &sending, &unread, &inode) != 6)
+                continue;
+            *row = (struct socket_row){(int)local_port, (int)remote_port, (int)state,
+                                       (long)sending,   (long)unread,     inode};
+            found = wanted(row, context);
+        }
+        if (file != NULL)
+            fclose(file);
+    }
+    return found;
+}
+
+static bool is_connection(const struct socket_row *row, const void *context) {
+    const int *ports = context;
+    return row->local_port == ports[0] && row->remote_port == ports[1] &&
+           row->state == TCP_ESTABLISHED_STATE;
+}
+
+bool connection_row(int local_port, int remote_port, struct socket_row *row) {
+    const int ports[] = {local_port, remote_port};
+    return find_socket_row(SOCK_STREAM, is_connection, ports, row);
+}
+
+/* Whether process pid holds the socket with this inode (a link "socket:[inode]" in its fd/). */
+static bool holds_socket(pid_t pid, unsigned long inode) {
+    const char *fd_dir = formatted("/proc/%ld/fd", (long)pid);
+    const char *wanted = formatted("socket:[%lu]", inode);
+    DIR *dir = opendir(fd_dir);
+    bool found = false;
+    for (struct dirent *entry; !found && dir != NULL && (entry = readdir(dir)) != NULL;) {
+        char target[64];
+        ssize_t length =
+            readlink(formatted("%s/%s", fd_dir, entry->d_name), target, sizeof target - 1);
+        target[length > 0 ? length : 0] = '\0';
+        found = strcmp(target, wanted) == 0;
+    }
+    if (dir != NULL)
+        closedir(dir);
+    return found;
+}
+
+struct bound_by {
+    pid_t pid;
+    int type;
+};
+
+static bool is_bound_by(const struct socket_row *row, const void *context) {
+    const struct bound_by *owner = context;
+    bool bound = owner->type == SOCK_STREAM ? row->state == TCP_LISTEN_STATE
+                                            : row->local_port != 0 && row->remote_port == 0;
+    return bound && holds_socket(owner->pid, row->inode);
+}
+
+int bound_port(pid_t pid, int type) {
+    const struct bound_by owner = {pid, type};
+    struct socket_row row;
+    return find_socket_row(type, is_bound_by, &owner, &row) ? row.local_port : 0;
+}
+
+/* ---- forked children ---- */
+
+/* The children not finished yet, for clean_up_peers: their pid and what the test holds of them. */
+static struct unfinished {
+    pid_t pid;
+    int error_output;
+    FILE *printed_file;
+} unfinished[MAX_CHILDREN];
+static size_t unfinished_count;
+
+pid_t start_child(struct child *child, bool capture_stdout) {
+    int error_pipe[2];
+    assert_true(unfinished_count < MAX_CHILDREN);
+    assert_int_equal(pipe(error_pipe), 0);
+    fcntl(error_pipe[0], F_SETFD, FD_CLOEXEC); /* the programs we start must not hold them */
+    fcntl(error_pipe[1], F_SETFD, FD_CLOEXEC);
+    FILE *printed_file = capture_stdout ? tmpfile() : NULL;
+    assert_true(printed_file != NULL || !capture_stdout);
+    fflush(NULL); /* or the child would print the parent's pending output again at exit */
     pid_t pid = fork();
     assert_int_not_equal(pid, -1);
     if (pid == 0) {
-        close(ends[0]);
-        alarm(HELPER_LIFETIME_S);
-        return NULL;
+        dup2(error_pipe[1], STDERR_FILENO);
+        if (printed_file != NULL)
+            dup2(fileno(printed_file), STDOUT_FILENO);
+        close(error_pipe[0]);
+        close(error_pipe[1]);
+        alarm(CHILD_LIFETIME_S); /* in case the parent is no longer there to kill it */
+        return 0;
     }
-    close(ends[1]);
-    helpers[helper_count] = (struct helper){.pid = pid, .exited = ends[0]};
-    return &helpers[helper_count++];
+    close(error_pipe[1]);
+    *child =
+        (struct child){.pid = pid, .error_output = error_pipe[0], .printed_file = printed_file};
+    unfinished[unfinished_count++] = (struct unfinished){pid, error_pipe[0], printed_file};
+    return pid;
 }
 
-int finish_helper(struct helper *helper, int timeout_ms) {
-    char byte;
-    bool exited = wait_for_socket(helper->exited, POLLIN, now_ms() + timeout_ms) &&
-                  read(helper->exited, &byte, 1) == 0;
-    if (!exited)
-        kill(helper->pid, SIGKILL);
+/* Take the child off the list of unfinished ones. */
+static void forget_child(pid_t pid) {
+    for (size_t i = 0; i < unfinished_count; i++)
+        if (unfinished[i].pid == pid)
+            unfinished[i--] = unfinished[--unfinished_count];
+}
+
+void finish_child(struct child *child) {
+    long long deadline = now_ms() + slow(FINISH_TIMEOUT_MS);
+    size_t filled = 0;
+    bool closed = false;
+    while (!closed && wait_for_socket(child->error_output, POLLIN, deadline)) {
+        char chunk[CHILD_OUTPUT_SIZE];
+        ssize_t bytes_read = read(child->error_output, chunk, sizeof chunk);
+        if (bytes_read == -1 && errno == EINTR)
+            continue;
+        closed = bytes_read <= 0;
+        size_t room = sizeof child->output - 1 - filled;
+        size_t kept = closed ? 0 : (size_t)bytes_read < room ? (size_t)bytes_read : room;
+        memcpy(child->output + filled, chunk, kept);
+        filled += kept;
+    }
+    child->output[filled] = '\0';
+    close(child->error_output);
+    forget_child(child->pid);
+    if (!closed)
+        kill(child->pid, SIGKILL);
     int status;
-    while (waitpid(helper->pid, &status, 0) == -1 && errno == EINTR)
-        continue;
-    close(helper->exited);
-    helper->pid = 0;
-    if (!exited)
-        return TIMED_OUT;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    pid_t reaped;
+    do
+        reaped = waitpid(child->pid, &status, 0);
+    while (reaped == -1 && errno == EINTR);
+    assert_int_equal(reaped, child->pid);
+    child->status = !closed             ? TIMED_OUT
+                    : WIFEXITED(status) ? WEXITSTATUS(status)
+                                        : 128 + WTERMSIG(status);
+    if (!closed)
+        snprintf(child->ending, sizeof child->ending, "timed out");
+    else if (WIFEXITED(status))
+        snprintf(child->ending, sizeof child->ending, "exit %d", WEXITSTATUS(status));
+    else
+        snprintf(child->ending, sizeof child->ending, "%s", killed_by(WTERMSIG(status)));
+    if (child->printed_file == NULL)
+        return;
+
+    struct stat printed_status;
+    assert_int_equal(fstat(fileno(child->printed_file), &printed_status), 0);
+    child->printed_length = (size_t)printed_status.st_size;
+    child->printed = malloc(child->printed_length + 1);
+    assert_non_null(child->printed);
+    rewind(child->printed_file);
+    assert_int_equal(fread(child->printed, 1, child->printed_length, child->printed_file),
+                     child->printed_length);
+    child->printed[child->printed_length] = '\0';
+    fclose(child->printed_file);
 }
 
 void clean_up_peers(void) {
-    for (size_t i = 0; i < helper_count; i++)
-        if (helpers[i].pid != 0)
-            finish_helper(&helpers[i], 0);
-    helper_count = 0;
+    for (size_t i = 0; i < unfinished_count; i++) {
+        kill(unfinished[i].pid, SIGKILL);
+        while (waitpid(unfinished[i].pid, NULL, 0) == -1 && errno == EINTR)
+            continue;
+        close(unfinished[i].error_output);
+        if (unfinished[i].printed_file != NULL)
+            fclose(unfinished[i].printed_file);
+    }
+    unfinished_count = 0;
     for (size_t i = 0; i < tracked_count; i++)
         close(tracked_fds[i]);
     tracked_count = 0;
     if (files_limit_changed)
         setrlimit(RLIMIT_NOFILE, &saved_files_limit);
     files_limit_changed = false;
+}
+
+/* ====================================================================================== */
+/* ---- ticks ---- */
+
+volatile sig_atomic_t ticks;
+static volatile sig_atomic_t wake_tick, last_tick, wake_fd = -1;
+static void (*wake_action)(int fd);
+static struct sigaction saved_alarm_action;
+
+static void on_tick(int signal_number) {
+    int saved_errno = errno; /* the interrupted code may read errno next */
+    (void)signal_number;
+    ticks++;
+    if (ticks == wake_tick)
+        wake_action(wake_fd);
+    if (ticks == last_tick)
+        _exit(TICKED_OUT);
+    errno = saved_errno;
+}
+
+/* In a child as in the test: say what failed, and end the process. */
+static _Noreturn void ticks_failed(const char *what) {
+    perror(what);
+    _exit(EXIT_FAILURE);
+}
+
+void start_ticking(struct ticking how) {
+    ticks = 0;
+    wake_tick = how.wake_on;
+    last_tick = how.last;
+    wake_action = how.action;
+    wake_fd = how.fd;
+    struct sigaction tick_action = {.sa_handler = on_tick, .sa_flags = how.flags};
+    sigemptyset(&tick_action.sa_mask);
+    if (sigaction(SIGALRM, &tick_action, &saved_alarm_action) == -1)
+        ticks_failed("sigaction");
+    struct itimerval every = {{0, how.interval_us}, {0, how.interval_us}};
+    if (setitimer(ITIMER_REAL, &every, NULL) == -1)
+        ticks_failed("setitimer");
+}
+
+/* A tick may already be pending: ignoring SIGALRM discards it (POSIX), before the old action
+ * (the default: end the process) comes back. */
+void stop_ticking(void) {
+    struct itimerval never = {{0, 0}, {0, 0}};
+    if (setitimer(ITIMER_REAL, &never, NULL) == -1)
+        ticks_failed("setitimer");
+    struct sigaction ignore = {.sa_handler = SIG_IGN};
+    sigemptyset(&ignore.sa_mask);
+    if (sigaction(SIGALRM, &ignore, NULL) == -1 ||
+        sigaction(SIGALRM, &saved_alarm_action, NULL) == -1)
+        ticks_failed("sigaction");
+}
+
+void write_one_byte(int fd) {
+    ssize_t written = write(fd, "!", 1);
+    (void)written;
 }
 
 /* ====================================================================================== */
@@ -522,23 +921,22 @@ static _Noreturn void run_proxy(int listener, int server_port, enum proxy_mode m
     _exit(failed ? PROXY_SOCKET_FAILED : 0);
 }
 
-void check_proxy_finished(struct helper *proxy, const char *file, int line) {
-    int status = finish_helper(proxy, slow(FINISH_TIMEOUT_MS));
-    if (status == 0)
+void check_proxy_finished(struct child *proxy, const char *file, int line) {
+    finish_child(proxy);
+    if (proxy->status == 0)
         return;
     print_error("proxy: expected exit status 0, got %s\n",
-                status == TIMED_OUT             ? "none (killed at the deadline)"
-                : status == PROXY_SOCKET_FAILED ? "1 (a socket failed)"
-                                                : formatted("%d", status));
+                proxy->status == TIMED_OUT             ? "none (killed at the deadline)"
+                : proxy->status == PROXY_SOCKET_FAILED ? "1 (a socket failed)"
+                                                       : proxy->ending);
     _fail(file, line);
 }
 
-int start_proxy(int server_port, enum proxy_mode mode, int connections, struct helper **proxy) {
+int start_proxy(int server_port, enum proxy_mode mode, int connections, struct child *proxy) {
     int port;
     assert_true(connections <= PROXY_MAX_LINKS);
     int listener = listen_on_loopback(&port);
-    *proxy = fork_helper();
-    if (*proxy == NULL)
+    if (start_child(proxy, false) == 0)
         run_proxy(listener, server_port, mode, connections);
     close_tracked(listener);
     return port;

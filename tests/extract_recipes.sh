@@ -1,7 +1,7 @@
 #!/bin/sh
 # extract_recipes.sh: save each recipe of the pages as a reader would, to test its code as it
 # stands on the page. A recipe is a ```c block whose first line names its file:
-# "/* framing.c: ...". tests/test_network.c includes the files (see the Makefile).
+# "/* framing.c: ...". tests/test_recipes.c includes the files (see the Makefile).
 #   tests/extract_recipes.sh OUTDIR PAGE...
 set -eu
 out=$1

@@ -6,14 +6,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -76,20 +74,6 @@ const char *temp_path(const char *name) {
         checked(mkdtemp(temp_dir));
     }
     return formatted("%s/%s", temp_dir, name);
-}
-
-int unused_port(int type) {
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = 0};
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    int sock = socket(AF_INET, type, 0);
-    if (sock == -1 || bind(sock, (struct sockaddr *)&address, length) == -1 ||
-        getsockname(sock, (struct sockaddr *)&address, &length) == -1) {
-        perror("harness: unused_port");
-        exit(EXIT_FAILURE);
-    }
-    close(sock); /* free again: nobody else is likely to take it in the next moment */
-    return ntohs(address.sin_port);
 }
 
 /* ---- starting ---- */
@@ -512,6 +496,18 @@ bool is_running(struct process *process) {
         result = waitid(P_PID, (id_t)process->pid, &info, WEXITED | WNOHANG | WNOWAIT);
     while (result == -1 && errno == EINTR);
     return result == 0 && info.si_pid == 0;
+}
+
+void wait_until_stopped(const struct process *process) {
+    siginfo_t info;
+    int result;
+    do
+        result = waitid(P_PID, (id_t)process->pid, &info, WSTOPPED | WEXITED | WNOWAIT);
+    while (result == -1 && errno == EINTR);
+    if (result == -1) {
+        perror("harness: waitid");
+        exit(EXIT_FAILURE);
+    }
 }
 
 static void close_pipes(struct process *process) {

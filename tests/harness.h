@@ -113,6 +113,9 @@ void finish_all(struct process *const processes[], size_t count, int timeout_ms)
  * unreaped either way, for finish to collect its status. */
 bool is_running(struct process *process);
 
+/* Wait until the process has stopped (SIGSTOP) or exited; its status stays for finish. */
+void wait_until_stopped(const struct process *process);
+
 /* Kill the process now (SIGKILL) and reap it, when its end is not part of the test. */
 void stop(struct process *process);
 
@@ -121,9 +124,6 @@ const char *temp_path(const char *name);
 
 /* printf into a string that lives until clean_up: formatted("%d", port). */
 const char *formatted(const char *format, ...);
-
-/* A loopback port nobody listens on right now (type: SOCK_STREAM or SOCK_DGRAM). */
-int unused_port(int type);
 
 /* Milliseconds on a clock that only goes forward, and how many are left until deadline. */
 long long now_ms(void);

@@ -5,8 +5,10 @@
  * are not in this repository: build them with ../shared/tutorial/d/build.sh DIR and run with
  * D_PEERS=DIR; without D_PEERS every test here is skipped (even under REQUIRE_TOOLS=1: the D
  * programs are a choice, not a tool). They are IPv4 only, take their port as their first
- * argument and print no ready line (their stdout reaches a pipe only when they exit), so we
- * give each a port nobody uses and watch /proc/net for its socket. Linux only, loopback only.
+ * argument and print no ready line (their stdout reaches a pipe only when they exit): a D
+ * server is given port 0, which has the kernel pick a free port, and we learn which from the
+ * kernel's table of sockets (/proc/net), by the socket the server holds. Our servers start on
+ * port 0 too, and name theirs in the ready line. Linux only, loopback only.
  * Run from the repository root: D_PEERS=DIR build/test_d_peers. */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
@@ -15,7 +17,6 @@
 
 #include <cmocka.h>
 
-#include <dirent.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,11 +27,7 @@
 #include "checks.h"
 #include "harness.h"
 
-enum {
-    BIND_ATTEMPTS = 3, /* ports tried when another program may take the one we chose */
-    WAIT_STEP_MS = 10, /* between two looks at /proc/net for a D server's socket */
-    TCP_LISTEN = 0x0A, /* the state column of /proc/net/tcp for a listening socket */
-};
+enum { WAIT_STEP_MS = 10 /* between two looks at /proc/net for a D server's socket */ };
 
 #define SKIP_MESSAGE                                                              \
     "D peers: skipped: set D_PEERS=DIR to a folder of the tutorial's D programs " \
@@ -74,80 +71,24 @@ static struct process *start_d(const char *path, const char *port, int number) {
     return start_command(ARGV(path, port), &options);
 }
 
-/* Whether process `pid` holds the socket with this inode (a link "socket:[inode]" in its fd/). */
-static bool holds_socket(pid_t pid, unsigned long inode) {
-    const char *fd_dir = formatted("/proc/%ld/fd", (long)pid);
-    const char *wanted = formatted("socket:[%lu]", inode);
-    DIR *dir = opendir(fd_dir);
-    bool found = false;
-    for (struct dirent *entry; !found && dir != NULL && (entry = readdir(dir)) != NULL;) {
-        char target[64];
-        ssize_t length =
-            readlink(formatted("%s/%s", fd_dir, entry->d_name), target, sizeof target - 1);
-        target[length > 0 ? length : 0] = '\0';
-        found = strcmp(target, wanted) == 0;
-    }
-    if (dir != NULL)
-        closedir(dir);
-    return found;
-}
-
-/* Whether the process has a socket on this port in /proc/net/tcp (listening) or
- * /proc/net/udp (bound). Only reading: a probe bind could take the port from it. */
-static bool has_socket_on(const struct process *server, int type, int port) {
-    const char *table = type == SOCK_STREAM ? "/proc/net/tcp" : "/proc/net/udp";
-    FILE *file = fopen(table, "r");
-    if (file == NULL)
-        fail_msg("cannot read %s, where the D servers' sockets are seen", table);
-    char line[512];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, file) != NULL) {
-        unsigned int local_port, state;
-        unsigned long inode;
-        /* sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode; the first
-         * line, of these column names, does not match. */
-        if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &local_port,
-                   &state, &inode) == 3 &&
-            (int)local_port == port && (type == SOCK_DGRAM || state == TCP_LISTEN))
-            found = holds_socket(server->pid, inode);
-    }
-    fclose(file);
-    return found;
-}
-
-/* Wait until the D server listens (or is bound) on port: true. False if it writes on stderr
- * first: it printed an exception and is ending (another program took the port?). A server
- * that does neither before the deadline fails the test. */
-static bool d_server_ready(struct process *server, const char *name, int type, int port) {
+/* Start the D server `name` on port 0 and wait until it listens (or is bound): the kernel's
+ * table of sockets shows its socket, on the port the kernel picked for it, which we return.
+ * A D server that writes on stderr first (an exception) or does neither before the deadline
+ * fails the test. */
+static const char *start_d_server(const char *name, int type, struct process **server) {
+    *server = start_d(D_PEER(name), "0", 0);
     long long deadline = now_ms() + slow(READY_TIMEOUT_MS);
-    while (!has_socket_on(server, type, port)) {
-        struct pollfd errors = {.fd = server->stderr_fd, .events = POLLIN};
-        if (poll(&errors, 1, WAIT_STEP_MS) > 0)
-            return false;
-        if (ms_until(deadline) == 0) {
-            stop(server);
-            fail_msg("D %s: no socket on port %d in /proc/net after %d ms", name, port,
-                     slow(READY_TIMEOUT_MS));
+    int port;
+    while ((port = bound_port((*server)->pid, type)) == 0) {
+        struct pollfd errors = {.fd = (*server)->stderr_fd, .events = POLLIN};
+        if (poll(&errors, 1, WAIT_STEP_MS) > 0 || ms_until(deadline) == 0) {
+            int status = finish(*server, slow(FINISH_TIMEOUT_MS));
+            fail_msg("D %s never %s a port (exit status %d); its stderr: %s", name,
+                     type == SOCK_STREAM ? "listened on" : "bound", status,
+                     shown((*server)->err.data, (*server)->err.length));
         }
     }
-    return true;
-}
-
-/* Start the D server `name` on a free port and wait until it is there; returns the port. */
-static const char *start_d_server(const char *name, int type, struct process **server) {
-    const char *path = D_PEER(name);
-    for (int attempt = 1; attempt <= BIND_ATTEMPTS; attempt++) {
-        const char *port = formatted("%d", unused_port(type));
-        *server = start_d(path, port, 0);
-        if (d_server_ready(*server, name, type, atoi(port)))
-            return port;
-        int status = finish(*server, slow(FINISH_TIMEOUT_MS));
-        print_error("D %s never %s port %s (exit status %d); its stderr: %s\n", name,
-                    type == SOCK_STREAM ? "listened on" : "bound", port, status,
-                    shown((*server)->err.data, (*server)->err.length));
-    }
-    fail_msg("D %s could not take a free port in %d attempts", name, BIND_ATTEMPTS);
-    return NULL;
+    return formatted("%d", port);
 }
 
 /* ---- our programs ---- */
@@ -163,23 +104,10 @@ static struct process *start_ours(const char *name, const char *port, int number
     return start_program(hardened ? ARGV(name, "-p", port) : ARGV(name, port), &options);
 }
 
-/* Start our server `name` on a free port it is given; its ready line must name that port. */
-static const char *start_our_server(const char *name, int type, struct process **server) {
-    for (int attempt = 1; attempt <= BIND_ATTEMPTS; attempt++) {
-        const char *port = formatted("%d", unused_port(type));
-        *server = start_ours(name, port, 0, NULL);
-        int ready = wait_for_ready_line(*server, slow(READY_TIMEOUT_MS));
-        if (ready != NO_PORT) {
-            assert_int_equal(ready, atoi(port));
-            return port;
-        }
-        bool hangs = (*server)->stderr_fd != -1; /* it did not end: a new port will not help */
-        stop(*server); /* the harness showed its stderr: another program took the port? */
-        if (hangs)
-            fail_msg("%s printed no ready line in %d ms", name, slow(READY_TIMEOUT_MS));
-    }
-    fail_msg("%s could not take a free port in %d attempts", name, BIND_ATTEMPTS);
-    return NULL;
+/* Start our server `name` on port 0; its ready line names the port it got. */
+static const char *start_our_server(const char *name, struct process **server) {
+    *server = start_ours(name, "0", 0, NULL);
+    return ready_port(*server);
 }
 
 /* ---- the tutorial's pairs, each with our program of either tier ---- */
@@ -200,7 +128,7 @@ static void udp_sender_against_the_d_udp_receiver(const char *our_sender) {
 static void udp_receiver_against_the_d_udp_sender(const char *our_receiver) {
     const char *d_sender = D_PEER("udp_sender");
     struct process *receiver;
-    const char *port = start_our_server(our_receiver, SOCK_DGRAM, &receiver);
+    const char *port = start_our_server(our_receiver, &receiver);
     struct process *sender = start_d(d_sender, port, 0);
 
     assert_exit(sender, 0);
@@ -227,7 +155,7 @@ static void tcp_client_against_the_d_tcp_server(const char *our_client) {
 static void tcp_server_against_the_d_tcp_client(const char *our_server) {
     const char *d_client = D_PEER("tcp_client");
     struct process *server;
-    const char *port = start_our_server(our_server, SOCK_STREAM, &server);
+    const char *port = start_our_server(our_server, &server);
     struct process *client = start_d(d_client, port, 0);
 
     assert_exit(client, 0);
@@ -242,7 +170,7 @@ static void tcp_server_against_the_d_tcp_client(const char *our_server) {
 static void serve_five_d_tcp_clients(const char *name) {
     const char *d_client = D_PEER("tcp_client");
     struct process *everyone[1 + TUTORIAL_CLIENTS];
-    const char *port = start_our_server(name, SOCK_STREAM, &everyone[0]);
+    const char *port = start_our_server(name, &everyone[0]);
     for (int i = 1; i <= TUTORIAL_CLIENTS; i++)
         everyone[i] = start_d(d_client, port, i);
     finish_all(everyone, 1 + TUTORIAL_CLIENTS, slow(FINISH_TIMEOUT_MS));

@@ -13,11 +13,14 @@
  *    Commands run with /bin/sh -c from the repository root, in page order; one starts once the
  *    previous command of its terminal has exited and every command running in another terminal
  *    has printed the lines the page shows for it above this one (at least one: a server's
- *    first line comes when it is ready). The words 8765 and 2525 become PORT, a free port (one
- *    per transcript), and each program gets PORT as its tier takes it: a tutorial-sized
+ *    first line comes when it is ready). The words 8765 and 2525 become PORT, and each program
+ *    gets PORT as its tier takes it: a tutorial-sized
  *    ./bin/PROG as its one argument, " PORT", unless the page gives it an argument already
  *    ("./bin/tcp_client 2525", "./bin/tcp_client -h"); a ./bin/hardened/PROG as "-p PORT",
- *    unless the command has -p or -u. /tmp/ becomes a fresh directory. In the output, PORT
+ *    unless the command has -p or -u. PORT is 0 for the transcript's first server, so that the
+ *    system picks a free port, which its ready line names; from then on PORT is that port.
+ *    Before any server it is a port where nothing answers, which the test holds meanwhile, so
+ *    that no other program can take it. /tmp/ becomes a fresh directory. In the output, PORT
  *    reads as the page's port (8765 with a udp_ program, else 2525) and the directory as
  *    /tmp/. Every command must exit within the deadline, with exactly the lines shown for it
  *    and the status shown.
@@ -60,6 +63,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checks.h"
 #include "harness.h"
 
 enum {
@@ -68,9 +72,8 @@ enum {
     MAX_SHOWN_LINES = 64, /* of output shown for one command */
     LINE_COPY = 512,      /* a longer line is output, never a command or a marker */
     READ_CHUNK = 4096,
-    REAP_POLL_MS = 5,  /* between looks at a command that closed its output but has not exited */
-    SHOWN_BYTES = 300, /* of an output line, in a failure message */
-    UDP_PORT = 8765,   /* the tutorial's ports, as the pages show them */
+    REAP_POLL_MS = 5, /* between looks at a command that closed its output but has not exited */
+    UDP_PORT = 8765,  /* the tutorial's ports, as the pages show them */
     TCP_PORT = 2525,
     COMPILE_TIMEOUT_MS = 60000, /* for one block of code */
     MIN_CODE_BLOCKS = 8,        /* recipes.md alone has more */
@@ -226,7 +229,9 @@ struct transcript {
     const char *page;
     struct command commands[MAX_COMMANDS];
     int count;
-    int port;             /* the free port it runs on */
+    int port;             /* the port its first server got, once its ready line named it */
+    bool port_asked;      /* a server was given port 0, and its ready line will name the port */
+    int refusing_port;    /* before any server: a port where nothing answers, held by the test */
     int page_port;        /* UDP_PORT or TCP_PORT: the port the page shows instead */
     const char *temp_dir; /* stands for /tmp/; ends with a '/' */
 };
@@ -330,18 +335,63 @@ static bool is_argument(const char *text) {
            (text[digits] == '\0' || strchr("<>", text[digits]) == NULL);
 }
 
-/* The command as /bin/sh runs it: free port, temporary directory, $BIN_DIR, maybe valgrind.
+/* Whether the command runs one of our servers, which print a ready line. */
+static bool runs_a_server(const struct command *command) {
+    static const char *const servers[] = {"udp_receiver", "tcp_server", "select_server",
+                                          "poll_server", "epoll_server"};
+    for (size_t i = 0; i < COUNT(servers); i++)
+        if (strstr(command->typed, servers[i]) != NULL)
+            return true;
+    return false;
+}
+
+static void read_some(struct transcript *t, int timeout_ms);
+static void reap_exited(struct transcript *t, int options);
+
+/* The port a ready line of the commands started so far names ("... ready on 127.0.0.1 port
+ * 40231"), or 0. */
+static int port_named(const struct transcript *t) {
+    for (int i = 0; i < t->count; i++) {
+        const char *ready = strstr(string_of(&t->commands[i].printed), " ready on ");
+        const char *port = ready ? strstr(ready, " port ") : NULL;
+        const char *end = ready ? strchr(ready, '\n') : NULL;
+        if (port != NULL && end != NULL && port < end)
+            return atoi(port + strlen(" port "));
+    }
+    return 0;
+}
+
+/* What PORT stands for in this command: the port the first server got, waiting for its ready
+ * line if need be; 0 for the first server; before any server, a port where nothing answers. */
+static int port_for(struct transcript *t, const struct command *command) {
+    long long deadline = now_ms() + READY_TIMEOUT_MS;
+    while (t->port == 0 && t->port_asked && (t->port = port_named(t)) == 0 &&
+           ms_until(deadline) > 0) {
+        reap_exited(t, WNOHANG);
+        read_some(t, ms_until(deadline));
+    }
+    if (t->port == 0 && t->port_asked)
+        problem(t->page, command->line, "`%s` waited in vain for a server's ready line",
+                command->typed);
+    if (t->port != 0)
+        return t->port;
+    return runs_a_server(command) ? 0 : t->refusing_port;
+}
+
+/* The command as /bin/sh runs it: PORT, temporary directory, $BIN_DIR, maybe valgrind.
  * The port goes to each program as its tier takes it: "./bin/hardened/NAME" gets " -p PORT"
  * unless the command has -p or -u; a tutorial-sized "./bin/NAME" gets " PORT", its one
  * argument, unless the page gives it an argument of its own (a port, or a mistake to show). */
-static char *command_to_run(const struct transcript *t, const struct command *command) {
+static char *command_to_run(struct transcript *t, const struct command *command) {
     static const char hardened[] = "hardened/";
     struct text text = {0};
-    const char *port = formatted("%d", t->port), *bin_dir = getenv("BIN_DIR");
+    int port_number = port_for(t, command);
+    const char *port = formatted("%d", port_number), *bin_dir = getenv("BIN_DIR");
     bool option_given = has_word(command->typed, "-p") || has_word(command->typed, "-u");
     append(&text, command->typed, strlen(command->typed));
     replace_all(&text, formatted("%d", UDP_PORT), port, true);
     replace_all(&text, formatted("%d", TCP_PORT), port, true);
+    bool port_used = strcmp(text.data, command->typed) != 0;
     replace_all(&text, "/tmp/", t->temp_dir, false);
     /* Each "./bin/[hardened/]NAME" becomes "[valgrind ...] $BIN_DIR/[hardened/]NAME[ PORT]". */
     struct text result = {0};
@@ -356,6 +406,7 @@ static char *command_to_run(const struct transcript *t, const struct command *co
             port_argument = formatted(" -p %s", port);
         else if (!is_hardened && !is_argument(name_end))
             port_argument = formatted(" %s", port);
+        port_used |= *port_argument != '\0';
         const char *program =
             formatted("%s%s/%.*s%s", under_valgrind() ? VALGRIND_COMMAND : "",
                       bin_dir ? bin_dir : "bin", (int)(name_end - name), name, port_argument);
@@ -365,6 +416,8 @@ static char *command_to_run(const struct transcript *t, const struct command *co
     }
     append(&result, at, strlen(at));
     free(text.data);
+    /* A server given port 0 names the port it got in its ready line: later commands wait. */
+    t->port_asked |= port_used && port_number == 0;
     return result.data;
 }
 
@@ -468,18 +521,11 @@ static int lines_shown_before(const struct command *earlier, const struct comman
     return count > 0 ? count : 1;
 }
 
-/* The monotonic clock's time ms milliseconds from now, in milliseconds. */
-static long long ms_from_now(int ms) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000 + ms;
-}
-
 /* Whether done(command) came true before the deadline. */
 static bool wait_until(struct transcript *t, const struct command *command,
                        bool (*done)(const struct command *), long long deadline) {
     for (;;) {
-        long long left = deadline - ms_from_now(0);
+        long long left = deadline - now_ms();
         reap_exited(t, WNOHANG);
         if (done(command))
             return true;
@@ -500,7 +546,7 @@ static int run_commands(struct transcript *t) {
             bool same = earlier->terminal == command->terminal;
             earlier->lines_due = lines_shown_before(earlier, command);
             if (wait_until(t, earlier, same ? has_finished : has_printed_its_lines,
-                           ms_from_now(same ? FINISH_TIMEOUT_MS : READY_TIMEOUT_MS)))
+                           now_ms() + (same ? FINISH_TIMEOUT_MS : READY_TIMEOUT_MS)))
                 continue;
             problem(t->page, command->line, "`%s` waited in vain: `%s` (line %d) %s",
                     command->typed, earlier->typed, earlier->line,
@@ -511,7 +557,7 @@ static int run_commands(struct transcript *t) {
         }
         start(t, i);
     }
-    long long deadline = ms_from_now(FINISH_TIMEOUT_MS);
+    long long deadline = now_ms() + FINISH_TIMEOUT_MS;
     for (int i = 0; i < t->count; i++) {
         struct command *command = &t->commands[i];
         if (wait_until(t, command, has_finished, deadline))
@@ -570,8 +616,10 @@ static int compare(struct transcript *t) {
     int outcome = AS_SHOWN;
     for (int i = 0; i < t->count; i++) {
         struct command *command = &t->commands[i];
-        replace_all(&command->printed, formatted("%d", t->port), formatted("%d", t->page_port),
-                    true);
+        for (int k = 0; k < 2; k++) /* the servers' port, and the one where nothing answers */
+            if ((k == 0 ? t->port : t->refusing_port) != 0)
+                replace_all(&command->printed, formatted("%d", k == 0 ? t->port : t->refusing_port),
+                            formatted("%d", t->page_port), true);
         replace_all(&command->printed, t->temp_dir, "/tmp/", false);
         if (command->printed.length != command->shown.length ||
             memcmp(string_of(&command->printed), string_of(&command->shown),
@@ -636,7 +684,7 @@ static int check_transcript(const struct page *page, int open, int end) {
         for (int i = 0; i < t->count; i++)
             if (strstr(t->commands[i].typed, "udp_") || has_word(t->commands[i].typed, "8765"))
                 t->page_port = UDP_PORT;
-        t->port = unused_port(t->page_port == UDP_PORT ? SOCK_DGRAM : SOCK_STREAM);
+        t->refusing_port = refusing_port(t->page_port == UDP_PORT ? SOCK_DGRAM : SOCK_STREAM);
         t->temp_dir = temp_path("");
         outcome = run_commands(t) | compare(t);
     }
@@ -645,7 +693,8 @@ static int check_transcript(const struct page *page, int open, int end) {
         free(t->commands[i].printed.data);
     }
     free(t);
-    clean_up(); /* the temporary directory and the strings from formatted() */
+    clean_up_peers(); /* the socket that held refusing_port */
+    clean_up();       /* the temporary directory and the strings from formatted() */
     return outcome;
 }
 
@@ -1204,6 +1253,7 @@ static void a_wrong_quoted_value_is_found(void **state) {
 static int tear_down(void **state) {
     (void)state;
     quiet = false;
+    clean_up_peers();
     clean_up();
     return 0;
 }

@@ -3,8 +3,8 @@
  * over TCP, UDP, IPv4, IPv6 and UNIX stream and datagram sockets, so that the programs are
  * checked against the protocols and not only against each other. Both sides' bytes and exit
  * statuses are checked exactly. Our servers start on -p 0 and print their port; the tools
- * listen on port 0 too where they can, and say when they listen (nc -v, socat -d -d), so
- * nothing uses a fixed port or sleeps. Run from the repository root: build/test_interop. */
+ * listen on port 0 too, and say when they listen (nc -v, socat -d -d), so nothing uses a
+ * fixed port or sleeps. Run from the repository root: build/test_interop. */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,10 +24,7 @@
 #include "checks.h"
 #include "harness.h"
 
-enum {
-    READ_CHUNK = 4096, /* bytes read from a tool's stderr at a time */
-    BIND_ATTEMPTS = 3, /* ports tried when another program may take the one we chose */
-};
+enum { READ_CHUNK = 4096 /* bytes read from a tool's stderr at a time */ };
 
 /* socat ends a conversation once both directions are at end of file, or this many seconds
  * after the first one is: a UDP socket never is, so a UDP client socat waits this long. */
@@ -107,20 +104,16 @@ static void wait_for_tool(struct process *tool, const char *marker) {
     assert_non_null(text_after(tool, marker));
 }
 
-/* socat cannot bind a UDP port 0 and tell which port it got: give it one that nobody uses
- * now. Another program may take it before socat binds it; then socat fails, and we try
- * another. format: the socat address with %d for the port. Returns the port as text. */
+/* socat binds a UDP port 0 well, but says "receiving on ...:0", not which port it got: we
+ * learn that from the kernel's table of sockets, by the socket socat holds. format: the socat
+ * address with %d for the port. Returns the port as text. */
 static const char *start_socat_receiver(const char *format, struct process **socat) {
-    for (int attempt = 1; attempt <= BIND_ATTEMPTS; attempt++) {
-        int port = unused_port(SOCK_DGRAM);
-        *socat = start_command(
-            ARGV("socat", "-d", "-d", "-t", SOCAT_LINGER, formatted(format, port), "-"), &ANSWER);
-        if (text_after(*socat, "receiving on ") != NULL)
-            return formatted("%d", port);
-        stop(*socat);
-    }
-    fail_msg("socat could not bind a UDP port in %d attempts", BIND_ATTEMPTS);
-    return NULL;
+    *socat = start_command(ARGV("socat", "-d", "-d", "-t", SOCAT_LINGER, formatted(format, 0), "-"),
+                           &ANSWER);
+    wait_for_tool(*socat, "receiving on ");
+    int port = bound_port((*socat)->pid, SOCK_DGRAM);
+    assert_true(port > 0);
+    return formatted("%d", port);
 }
 
 /* ---- what each conversation must look like ---- */

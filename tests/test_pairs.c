@@ -1,8 +1,12 @@
 #define _POSIX_C_SOURCE 200809L
-/* test_programs.c: run the programs as a learner would, and check every byte they print
- * and every exit status against the program contract. Servers always start on -p 0 and
- * tell us their port in the ready line, so the tests need no fixed port and no sleep.
- * Run from the repository root: build/test_programs (BIN_DIR=dir picks other binaries). */
+/* test_pairs.c: the hardened programs (examples/hardened/, bin/hardened/NAME) with peers that
+ * behave: each pair's exact output over IPv4, IPv6 and UNIX sockets; the event servers'
+ * contract, kept alike by select_server, poll_server and epoll_server (each such test runs
+ * once per server); select_client with the keyboard and the network at once; 64 MiB byte for
+ * byte; and the command line: every option, every bad input with its message and exit status,
+ * and the errors a program meets before or instead of a conversation. Servers start on -p 0
+ * and tell us their port in the ready line: no fixed port, no sleep.
+ * Run from the repository root: build/test_pairs (BIN_DIR=dir picks other binaries). */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,7 +27,7 @@
 #include "harness.h"
 
 enum {
-    CLIENT_COUNT = 5,            /* select_server's default -n */
+    CLIENT_COUNT = 5,            /* the event servers' default -n */
     BIG_PAYLOAD_SIZE = 64 << 20, /* 64 MiB */
     BIG_TIMEOUT_MS = 60 * 1000,
     TIMEOUT_WAIT_MS = 5 * 1000, /* for "-t 1" to show its effect */
@@ -33,26 +36,21 @@ enum {
     BOTH_WAYS_SIZE = 16 << 20,  /* select_client's input, echoed while it still sends */
     SELECT_CLIENTS = 3,         /* select_clients connected to one server at once */
     LARGEST_DATAGRAM = 65507,   /* 65535 - 8 (UDP header) - 20 (IPv4 header) */
+    EVERY_BYTE_ROUNDS = 16,     /* 4 KiB: each of the 256 byte values, NUL and newline too */
 };
 
 static const char *const PROGRAMS[] = {"udp_receiver", "udp_sender",    "tcp_server",
                                        "tcp_client",   "select_server", "select_client"};
 static const char *const SERVERS[] = {"udp_receiver", "tcp_server", "select_server"};
 static const char *const CLIENTS[] = {"udp_sender", "tcp_client", "select_client"};
+/* With poll_server and epoll_server: every program of the tier. */
+static const char *const EVERY_PROGRAM[] = {"udp_receiver", "udp_sender",    "tcp_server",
+                                            "tcp_client",   "select_server", "poll_server",
+                                            "epoll_server", "select_client"};
 
 #define HINT                                                                                 \
     "tcp_client: still waiting for the server to end its message (an echo server waits for " \
     "ours first: use tcp_client -e)\n"
-
-/* ---- assertions: each failure says what was expected and what came ---- */
-
-/* Run a program with a bad command line: it must print only this line, on stderr, and exit 2. */
-static void expect_usage_error(const char *const argv[], const char *message) {
-    struct process *program = start_program(argv, NULL);
-    assert_exit(program, 2);
-    assert_stderr(program, message);
-    assert_stdout(program, "");
-}
 
 /* Run a program that must fail with exit status 1 and this line on stderr. */
 static struct process *expect_runtime_error(const char *const argv[], const char *message) {
@@ -69,13 +67,9 @@ static bool is_client(const char *program) {
     return false;
 }
 
-static bool file_exists(const char *path) {
-    struct stat status;
-    return lstat(path, &status) == 0;
-}
-
 static int tear_down(void **state) {
     (void)state;
+    clean_up_peers();
     clean_up();
     return 0;
 }
@@ -110,23 +104,6 @@ static void tcp_pair_prints_the_tutorial_lines(void **state) {
     assert_stderr(server, formatted("tcp_server: ready on 127.0.0.1 port %s\n", port));
 }
 
-static void select_server_greets_and_echoes_five_clients_in_turn(void **state) {
-    (void)state;
-    struct process *server = start_program(ARGV("select_server", "-e", "-p", "0"), NULL);
-    const char *port = ready_port(server);
-    for (int i = 0; i < CLIENT_COUNT; i++) {
-        struct process *client = start_program(ARGV("tcp_client", "-e", "-p", port), NULL);
-        assert_exit(client, 0);
-        assert_stdout(client, ECHO_CLIENT_LINES);
-        assert_stderr(client, "");
-    }
-
-    assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT ONE_EVENT_CLIENT ONE_EVENT_CLIENT
-                              ONE_EVENT_CLIENT ONE_EVENT_CLIENT);
-    assert_stderr(server, formatted("select_server: ready on 127.0.0.1 port %s\n", port));
-}
-
 static void udp_receiver_answers_count_datagrams_then_exits(void **state) {
     (void)state;
     struct process *receiver = start_program(ARGV("udp_receiver", "-n", "2", "-p", "0"), NULL);
@@ -158,7 +135,7 @@ static void tcp_server_serves_count_clients_in_turn_then_exits(void **state) {
     assert_stdout(server, "Got from client: client 1\nGot from client: client 2\n");
 }
 
-/* ---- the same over IPv6 ---- */
+/* ---- the same over IPv6, and over UNIX domain sockets ---- */
 
 static void udp_pair_talks_over_ipv6(void **state) {
     (void)state;
@@ -186,21 +163,34 @@ static void tcp_pair_talks_over_ipv6(void **state) {
     assert_stderr(server, formatted("tcp_server: ready on ::1 port %s\n", port));
 }
 
-static void select_server_talks_over_ipv6(void **state) {
+static void a_numeric_ipv6_address_needs_no_6(void **state) {
     (void)state;
-    struct process *server =
-        start_program(ARGV("select_server", "-e", "-6", "-p", "0", "-n", "1"), NULL);
+    struct process *server = start_program(ARGV("tcp_server", "-H", "::1", "-p", "0"), NULL);
     const char *port = ready_port(server);
-    struct process *client = start_program(ARGV("tcp_client", "-6", "-e", "-p", port), NULL);
-
+    assert_stderr(server, formatted("tcp_server: ready on ::1 port %s\n", port));
+    struct process *client = start_program(ARGV("tcp_client", "-H", "::1", "-p", port), NULL);
     assert_exit(client, 0);
-    assert_stdout(client, ECHO_CLIENT_LINES);
+    assert_stdout(client, TCP_CLIENT_LINES);
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
+    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+
+    struct process *receiver = start_program(ARGV("udp_receiver", "-H", "::1", "-p", "0"), NULL);
+    port = ready_port(receiver);
+    struct process *sender = start_program(ARGV("udp_sender", "-H", "::1", "-p", port), NULL);
+    assert_exit(sender, 0);
+    assert_stdout(sender, "Sending data...\nGot response: got it!\n");
+    assert_exit(receiver, 0);
+    assert_stderr(receiver, formatted("udp_receiver: ready on ::1 port %s\n", port));
+
+    server = start_program(ARGV("select_server", "-e", "-n", "1", "-H", "::1", "-p", "0"), NULL);
+    port = ready_port(server);
+    client = start_program(ARGV("select_client", "-H", "::1", "-p", port),
+                           &(struct run_options){.input = "over IPv6\n"});
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\nover IPv6\n");
+    assert_exit(server, 0);
     assert_stderr(server, formatted("select_server: ready on ::1 port %s\n", port));
 }
-
-/* ---- the same over UNIX domain sockets ---- */
 
 static void udp_pair_talks_over_a_unix_socket_and_removes_both_socket_files(void **state) {
     (void)state;
@@ -235,34 +225,35 @@ static void tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file(void *
     assert_false(file_exists(path));
 }
 
-static void select_server_talks_over_a_unix_socket_and_removes_the_socket_file(void **state) {
-    (void)state;
-    const char *path = temp_path("select.sock");
-    struct process *server =
-        start_program(ARGV("select_server", "-e", "-u", path, "-n", "1"), NULL);
-    assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
-    struct process *client = start_program(ARGV("tcp_client", "-e", "-u", path), NULL);
+/* ---- the event servers: select_server's contract, kept by poll_server and epoll_server ---- */
 
-    assert_exit(client, 0);
-    assert_stdout(client, ECHO_CLIENT_LINES);
+static void greets_and_echoes_five_clients_in_turn(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-e", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    for (int i = 0; i < CLIENT_COUNT; i++) {
+        struct process *client = start_program(ARGV("tcp_client", "-e", "-p", port), NULL);
+        assert_exit(client, 0);
+        assert_stdout(client, ECHO_CLIENT_LINES);
+        assert_stderr(client, "");
+    }
+
     assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
-    assert_stderr(server, formatted("select_server: ready on %s\n", path));
-    assert_false(file_exists(path));
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT ONE_EVENT_CLIENT ONE_EVENT_CLIENT
+                              ONE_EVENT_CLIENT ONE_EVENT_CLIENT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
 }
 
-/* ---- select_server with clients at the same time ---- */
-
-static void select_server_echoes_five_concurrent_clients_each_its_own_message(void **state) {
-    (void)state;
-    struct process *server = start_program(ARGV("select_server", "-e", "-p", "0"), NULL);
+static void echoes_five_concurrent_clients_each_its_own_message(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-e", "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *everyone[1 + CLIENT_COUNT] = {server};
     for (int i = 1; i <= CLIENT_COUNT; i++) {
         const char *message = formatted("message from client %d", i);
         everyone[i] = start_program(ARGV("tcp_client", "-e", "-m", message, "-p", port), NULL);
     }
-    finish_all(everyone, COUNT(everyone), FINISH_TIMEOUT_MS);
+    finish_all(everyone, 1 + CLIENT_COUNT, slow(FINISH_TIMEOUT_MS));
 
     for (int i = 1; i <= CLIENT_COUNT; i++) {
         assert_exit(everyone[i], 0);
@@ -279,14 +270,177 @@ static void select_server_echoes_five_concurrent_clients_each_its_own_message(vo
     assert_int_equal(count_lines(&server->out, NULL), 1 + 2 * CLIENT_COUNT + chunks);
 }
 
-static void select_server_says_select_timed_out_when_no_client_comes(void **state) {
-    (void)state;
-    struct process *server = start_program(ARGV("select_server", "-p", "0", "-t", "1"), NULL);
+static void talks_over_ipv6(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-e", "-6", "-p", "0", "-n", "1"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("tcp_client", "-6", "-e", "-p", port), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, ECHO_CLIENT_LINES);
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
+    assert_stderr(server, formatted("%s: ready on ::1 port %s\n", name, port));
+}
+
+static void talks_over_a_unix_socket_and_removes_the_socket_file(void **state) {
+    const char *name = server_of(state);
+    const char *path = temp_path("server.sock");
+    struct process *server = start_program(ARGV(name, "-e", "-u", path, "-n", "1"), NULL);
+    assert_int_equal(wait_for_ready_line(server, slow(READY_TIMEOUT_MS)), 0);
+    struct process *client = start_program(ARGV("tcp_client", "-e", "-u", path), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, ECHO_CLIENT_LINES);
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
+    assert_stderr(server, formatted("%s: ready on %s\n", name, path));
+    assert_false(file_exists(path));
+}
+
+static void says_select_timed_out_when_no_client_comes(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-p", "0", "-t", "1"), NULL);
     ready_port(server);
 
-    assert_true(wait_for_output(server, "Select timed out.\n", TIMEOUT_WAIT_MS));
+    assert_true(wait_for_output(server, "Select timed out.\n", slow(TIMEOUT_WAIT_MS)));
     assert_stdout_starts_with(server, "listening\nSelect timed out.\n");
     stop(server);
+}
+
+static void takes_the_same_options_as_select_server(void **state) {
+    const char *name = server_of(state);
+    struct process *help = start_program(ARGV(name, "-h"), NULL);
+    assert_exit(help, 0);
+    assert_stdout_starts_with(help, formatted("usage: %s [-4 | -6 | -u PATH] [-H HOST] [-p PORT] "
+                                              "[-m TEXT] [-n COUNT]\n",
+                                              name));
+    const char *const *bad[] = {ARGV(name, "-x"), ARGV(name, "-p", "abc"), ARGV(name, "-n", "-1"),
+                                ARGV(name, "-t", "86401"), ARGV(name, "-u", "x", "-p", "1")};
+    const char *messages[] = {
+        "unknown option -x (try -h)", "bad port 'abc': not a number from 0 to 65535",
+        "bad count '-1': not a number from 0 to 1000000",
+        "bad timeout '86401': not a number from 0 to 86400", "-u PATH takes no -H or -p"};
+    for (size_t i = 0; i < COUNT(bad); i++)
+        assert_usage_error(bad[i], formatted("%s: %s\n", name, messages[i]));
+}
+
+/* The tutorial's protocol, by default. */
+
+static void serves_five_plain_tcp_clients_at_once_as_in_the_tutorial(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *everyone[1 + CLIENT_COUNT] = {server};
+    for (int i = 1; i <= CLIENT_COUNT; i++)
+        everyone[i] = start_program(ARGV("tcp_client", "-p", port), NULL);
+    finish_all(everyone, 1 + CLIENT_COUNT, slow(FINISH_TIMEOUT_MS));
+
+    for (int i = 1; i <= CLIENT_COUNT; i++) {
+        assert_exit(everyone[i], 0);
+        assert_stdout(everyone[i], EVENT_CLIENT_LINES);
+        assert_stderr(everyone[i], "");
+    }
+    assert_exit(server, 0); /* by itself: the fifth client has gone */
+    assert_stdout_starts_with(server, "listening\n");
+    assert_int_equal(count_lines(&server->out, "accepting new socket"), CLIENT_COUNT);
+    assert_int_equal(count_lines(&server->out, "socket sent data"), CLIENT_COUNT);
+    assert_int_equal(count_lines(&server->out, "socket disconnected"), CLIENT_COUNT);
+    assert_int_equal(count_lines(&server->out, NULL), 1 + 3 * CLIENT_COUNT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+static void gives_tcp_client_in_echo_mode_only_the_greeting_without_e(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client =
+        start_program(ARGV("tcp_client", "-e", "-m", "dropped", "-p", port), NULL);
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Client connected!\nreply sent!\nReceived from server: Hello!\n\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+/* -e: every byte back. */
+
+static void echoes_every_byte_value_exactly_with_e(void **state) {
+    const char *name = server_of(state);
+    const char *path = every_byte_file("every-byte", EVERY_BYTE_ROUNDS);
+    struct process *server = start_program(ARGV(name, "-e", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("tcp_client", "-e", "-m", "-", "-p", port),
+                                           &(struct run_options){.input_file = path});
+
+    assert_exit(client, 0);
+    char payload[256 * EVERY_BYTE_ROUNDS];
+    for (size_t i = 0; i < sizeof payload; i++)
+        payload[i] = (char)(i % 256);
+    assert_stdout_around(client, "Client connected!\nreply sent!\nReceived from server: Hello!\n",
+                         payload, sizeof payload, "\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+/* select_client, in both modes. */
+
+static void greets_select_client_and_drops_its_input_without_e(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("select_client", "-p", port),
+                                           &(struct run_options){.input = "typed line\n"});
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+static void greets_select_client_and_echoes_its_input_with_e(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-e", "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client = start_program(ARGV("select_client", "-p", port),
+                                           &(struct run_options){.input = "typed line\n"});
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\ntyped line\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+static void goes_on_reading_select_client_after_ending_its_own_side(void **state) {
+    const char *name = server_of(state);
+    struct process *server = start_program(ARGV(name, "-n", "1", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    struct process *client =
+        start_program(ARGV("select_client", "-p", port), &(struct run_options){.input_pipe = true});
+    /* The greeting, then the end of the server's side; our side stays open. */
+    assert_true(wait_for_output(client, "Hello!\n", slow(FINISH_TIMEOUT_MS)));
+
+    assert_true(send_input(client, "first line\n"));
+    assert_true(wait_for_output(server, "socket sent data\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(send_input(client, "second line\n"));
+    assert_true(
+        wait_for_output(server, "socket sent data\nsocket sent data\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(is_running(client));
+    close_input(client);
+
+    assert_exit(client, 0);
+    assert_stdout(client, "Hello!\n");
+    assert_stderr(client, "");
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\naccepting new socket\nsocket sent data\nsocket sent data\n"
+                          "socket disconnected\n");
 }
 
 /* ---- select_server -e and tcp_client without -e: each waits for the other ---- */
@@ -437,81 +591,11 @@ static void select_client_talks_over_ipv6_and_over_a_unix_socket(void **state) {
 
 /* ---- 64 MiB of binary data through each direction of a connection ---- */
 
-/* Write size pseudo-random bytes (every byte value, NULs and newlines too) to path. */
-static void write_random_file(const char *path, size_t size) {
-    FILE *file = fopen(path, "wb");
-    assert_non_null(file);
-    uint64_t state = 0x9E3779B97F4A7C15u; /* xorshift64: the same bytes on every run */
-    unsigned char chunk[1 << 16];
-    for (size_t written = 0; written < size; written += sizeof chunk) {
-        for (size_t i = 0; i < sizeof chunk; i += sizeof state) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            memcpy(chunk + i, &state, sizeof state);
-        }
-        size_t length = size - written < sizeof chunk ? size - written : sizeof chunk;
-        assert_int_equal(fwrite(chunk, 1, length, file), length);
-    }
-    assert_int_equal(fclose(file), 0);
-}
-
-/* Compare the next bytes of `got` with `expected`; count the matching ones in *offset. */
-static bool next_bytes_are(FILE *got, const unsigned char *expected, size_t length,
-                           long long *offset) {
-    unsigned char chunk[1 << 16];
-    while (length > 0) {
-        size_t wanted = length < sizeof chunk ? length : sizeof chunk;
-        size_t bytes_read = fread(chunk, 1, wanted, got);
-        for (size_t i = 0; i < bytes_read; i++, (*offset)++)
-            if (chunk[i] != expected[i])
-                return false;
-        if (bytes_read < wanted)
-            return false;
-        expected += wanted;
-        length -= wanted;
-    }
-    return true;
-}
-
-/* Fail unless the file at `path` holds exactly: before, the bytes of `payload`, after. */
-static void check_file(const char *path, const char *before, const char *payload, const char *after,
-                       const char *file, int line) {
-    FILE *got = fopen(path, "rb");
-    FILE *middle = fopen(payload, "rb");
-    assert_non_null(got);
-    assert_non_null(middle);
-    long long offset = 0;
-    bool same = next_bytes_are(got, (const unsigned char *)before, strlen(before), &offset);
-    unsigned char chunk[1 << 16];
-    size_t bytes_read;
-    while (same && (bytes_read = fread(chunk, 1, sizeof chunk, middle)) > 0)
-        same = next_bytes_are(got, chunk, bytes_read, &offset);
-    same = same && next_bytes_are(got, (const unsigned char *)after, strlen(after), &offset);
-    same = same && fgetc(got) == EOF;
-    fclose(got);
-    fclose(middle);
-    if (same)
-        return;
-    struct stat got_status, payload_status;
-    stat(path, &got_status);
-    stat(payload, &payload_status);
-    print_error("%s: expected %s + the %lld bytes of %s + %s (%lld bytes in all),\n"
-                "    got %lld bytes, the first %lld of them right\n",
-                path, shown(before, strlen(before)), (long long)payload_status.st_size, payload,
-                shown(after, strlen(after)),
-                (long long)(strlen(before) + (size_t)payload_status.st_size + strlen(after)),
-                (long long)got_status.st_size, offset);
-    _fail(file, line);
-}
-#define assert_file_holds(path, before, payload, after) \
-    check_file(path, before, payload, after, __FILE__, __LINE__)
-
 static void tcp_client_sends_64_mib_from_stdin_byte_for_byte(void **state) {
     (void)state;
     const char *payload = temp_path("payload");
     const char *received = temp_path("received");
-    write_random_file(payload, BIG_PAYLOAD_SIZE);
+    uint64_t sent = write_random_file(payload, BIG_PAYLOAD_SIZE);
     struct process *server = start_program(ARGV("tcp_server", "-p", "0"),
                                            &(struct run_options){.output_file = received});
     const char *port = ready_port(server);
@@ -522,14 +606,14 @@ static void tcp_client_sends_64_mib_from_stdin_byte_for_byte(void **state) {
     assert_exit(client, 0);
     assert_stdout(client, TCP_CLIENT_LINES);
     assert_exit(server, 0);
-    assert_file_holds(received, "Got from client: ", payload, "\n");
+    assert_file_holds(received, "Got from client: ", BIG_PAYLOAD_SIZE, sent, "\n");
 }
 
 static void tcp_server_sends_64_mib_from_stdin_byte_for_byte(void **state) {
     (void)state;
     const char *payload = temp_path("payload");
     const char *received = temp_path("received");
-    write_random_file(payload, BIG_PAYLOAD_SIZE);
+    uint64_t sent = write_random_file(payload, BIG_PAYLOAD_SIZE);
     struct process *server = start_program(ARGV("tcp_server", "-m", "-", "-p", "0"),
                                            &(struct run_options){.input_file = payload});
     const char *port = ready_port(server);
@@ -540,7 +624,7 @@ static void tcp_server_sends_64_mib_from_stdin_byte_for_byte(void **state) {
     assert_exit(client, 0);
     assert_exit(server, 0);
     assert_stdout(server, "Got from client: Thanks! Bye.\n");
-    assert_file_holds(received, "Client connected!\nReceived from server: ", payload,
+    assert_file_holds(received, "Client connected!\nReceived from server: ", BIG_PAYLOAD_SIZE, sent,
                       "\nreply sent!\n");
 }
 
@@ -548,7 +632,7 @@ static void select_client_sends_16_mib_while_the_echo_comes_back(void **state) {
     (void)state;
     const char *payload = temp_path("payload");
     const char *received = temp_path("received");
-    write_random_file(payload, BOTH_WAYS_SIZE);
+    uint64_t sent = write_random_file(payload, BOTH_WAYS_SIZE);
     struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"),
                                            &(struct run_options){.output_file = "/dev/null"});
     const char *port = ready_port(server);
@@ -560,38 +644,7 @@ static void select_client_sends_16_mib_while_the_echo_comes_back(void **state) {
     assert_exit_within(client, 0, BIG_TIMEOUT_MS);
     assert_stderr(client, "");
     assert_exit(server, 0);
-    assert_file_holds(received, "Hello!\n", payload, "");
-}
-
-/* ---- nc (netcat) as the other side ---- */
-
-static void nc_gets_the_greeting_and_its_own_echo_from_select_server(void **state) {
-    (void)state;
-    NEED_TOOL("nc", "netcat-openbsd");
-    struct process *server = start_program(ARGV("select_server", "-e", "-n", "1", "-p", "0"), NULL);
-    const char *port = ready_port(server);
-    /* OpenBSD netcat's -N: at the end of stdin, shut down our sending side like tcp_client -e */
-    struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port),
-                                       &(struct run_options){.input = "ping\n"});
-
-    assert_exit(nc, 0);
-    assert_stdout(nc, "Hello!\nping\n");
-    assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
-}
-
-static void nc_talks_to_tcp_server_like_tcp_client(void **state) {
-    (void)state;
-    NEED_TOOL("nc", "netcat-openbsd");
-    struct process *server = start_program(ARGV("tcp_server", "-p", "0"), NULL);
-    const char *port = ready_port(server);
-    struct process *nc = start_command(ARGV("nc", "-N", "127.0.0.1", port),
-                                       &(struct run_options){.input = "Thanks! Bye."});
-
-    assert_exit(nc, 0);
-    assert_stdout(nc, "Hello!");
-    assert_exit(server, 0);
-    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+    assert_file_holds(received, "Hello!\n", BOTH_WAYS_SIZE, sent, "");
 }
 
 /* ---- the command line ---- */
@@ -609,14 +662,14 @@ static void every_program_prints_usage_on_stdout_for_h(void **state) {
 static void every_program_rejects_an_unknown_option(void **state) {
     (void)state;
     for (size_t i = 0; i < COUNT(PROGRAMS); i++)
-        expect_usage_error(ARGV(PROGRAMS[i], "-x"),
+        assert_usage_error(ARGV(PROGRAMS[i], "-x"),
                            formatted("%s: unknown option -x (try -h)\n", PROGRAMS[i]));
 }
 
 static void every_program_rejects_an_option_without_its_argument(void **state) {
     (void)state;
     for (size_t i = 0; i < COUNT(PROGRAMS); i++)
-        expect_usage_error(ARGV(PROGRAMS[i], "-p"),
+        assert_usage_error(ARGV(PROGRAMS[i], "-p"),
                            formatted("%s: option -p needs an argument\n", PROGRAMS[i]));
 }
 
@@ -625,7 +678,7 @@ static void every_program_rejects_a_port_that_is_not_0_to_65535(void **state) {
     const char *const bad_ports[] = {"abc", "65536", "-1", "", "80x"};
     for (size_t i = 0; i < COUNT(PROGRAMS); i++)
         for (size_t j = 0; j < COUNT(bad_ports); j++)
-            expect_usage_error(ARGV(PROGRAMS[i], "-p", bad_ports[j]),
+            assert_usage_error(ARGV(PROGRAMS[i], "-p", bad_ports[j]),
                                formatted("%s: bad port '%s': not a number from 0 to 65535\n",
                                          PROGRAMS[i], bad_ports[j]));
 }
@@ -633,7 +686,7 @@ static void every_program_rejects_a_port_that_is_not_0_to_65535(void **state) {
 static void every_client_rejects_port_0_and_every_server_takes_it(void **state) {
     (void)state;
     for (size_t i = 0; i < COUNT(CLIENTS); i++)
-        expect_usage_error(
+        assert_usage_error(
             ARGV(CLIENTS[i], "-p", "0"),
             formatted("%s: bad port '0': a destination needs a port from 1 to 65535\n",
                       CLIENTS[i]));
@@ -649,7 +702,7 @@ static void every_server_rejects_a_count_that_is_not_0_to_1000000(void **state) 
     const char *const bad_counts[] = {"abc", "1000001", "-1"};
     for (size_t i = 0; i < COUNT(SERVERS); i++)
         for (size_t j = 0; j < COUNT(bad_counts); j++)
-            expect_usage_error(ARGV(SERVERS[i], "-n", bad_counts[j]),
+            assert_usage_error(ARGV(SERVERS[i], "-n", bad_counts[j]),
                                formatted("%s: bad count '%s': not a number from 0 to 1000000\n",
                                          SERVERS[i], bad_counts[j]));
 }
@@ -660,7 +713,7 @@ static void programs_with_t_reject_a_timeout_that_is_not_0_to_86400(void **state
     const char *const bad_timeouts[] = {"abc", "86401", "-1"};
     for (size_t i = 0; i < COUNT(timed); i++)
         for (size_t j = 0; j < COUNT(bad_timeouts); j++)
-            expect_usage_error(ARGV(timed[i], "-t", bad_timeouts[j]),
+            assert_usage_error(ARGV(timed[i], "-t", bad_timeouts[j]),
                                formatted("%s: bad timeout '%s': not a number from 0 to 86400\n",
                                          timed[i], bad_timeouts[j]));
 }
@@ -668,7 +721,7 @@ static void programs_with_t_reject_a_timeout_that_is_not_0_to_86400(void **state
 static void every_program_rejects_an_extra_argument(void **state) {
     (void)state;
     for (size_t i = 0; i < COUNT(PROGRAMS); i++)
-        expect_usage_error(ARGV(PROGRAMS[i], "foo"),
+        assert_usage_error(ARGV(PROGRAMS[i], "foo"),
                            formatted("%s: unexpected argument 'foo' (try -h)\n", PROGRAMS[i]));
 }
 
@@ -677,8 +730,8 @@ static void every_program_refuses_a_host_or_port_with_a_unix_path(void **state) 
     const char *path = temp_path("never.sock");
     for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
         const char *message = formatted("%s: -u PATH takes no -H or -p\n", PROGRAMS[i]);
-        expect_usage_error(ARGV(PROGRAMS[i], "-u", path, "-p", "1"), message);
-        expect_usage_error(ARGV(PROGRAMS[i], "-H", "localhost", "-u", path), message);
+        assert_usage_error(ARGV(PROGRAMS[i], "-u", path, "-p", "1"), message);
+        assert_usage_error(ARGV(PROGRAMS[i], "-H", "localhost", "-u", path), message);
     }
 }
 
@@ -692,7 +745,7 @@ static void every_program_rejects_a_unix_path_longer_than_sun_path(void **state)
     for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
         if (strcmp(PROGRAMS[i], "udp_sender") == 0)
             continue; /* its limit is shorter: see the next test */
-        expect_usage_error(ARGV(PROGRAMS[i], "-u", path),
+        assert_usage_error(ARGV(PROGRAMS[i], "-u", path),
                            formatted("%s: socket path too long (at most %zu bytes): %s\n",
                                      PROGRAMS[i], sizeof path - 2, path));
     }
@@ -715,7 +768,7 @@ static void udp_sender_keeps_room_in_sun_path_for_the_pid_it_adds_to_its_own_soc
     struct sockaddr_un unix_address;
     size_t longest = sizeof unix_address.sun_path - 1 - strlen(".2147483647");
     const char *too_long = temp_path_of_length(longest + 1);
-    expect_usage_error(ARGV("udp_sender", "-u", too_long),
+    assert_usage_error(ARGV("udp_sender", "-u", too_long),
                        formatted("udp_sender: socket path too long (at most %zu bytes: we add "
                                  ".PID to it for our own socket): %s\n",
                                  longest, too_long));
@@ -733,8 +786,21 @@ static void udp_sender_keeps_room_in_sun_path_for_the_pid_it_adds_to_its_own_soc
 
 static void tcp_server_reading_its_message_from_stdin_needs_n_1(void **state) {
     (void)state;
-    expect_usage_error(ARGV("tcp_server", "-m", "-", "-n", "2"),
+    assert_usage_error(ARGV("tcp_server", "-m", "-", "-n", "2"),
                        "tcp_server: -m - reads stdin once, so it needs -n 1\n");
+}
+
+static void every_program_refuses_a_numeric_address_of_the_other_family(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(EVERY_PROGRAM); i++) {
+        if (!built(EVERY_PROGRAM[i]))
+            continue;
+        assert_usage_error(ARGV(EVERY_PROGRAM[i], "-4", "-H", "::1"),
+                           formatted("%s: ::1 is an IPv6 address: use -6\n", EVERY_PROGRAM[i]));
+        assert_usage_error(
+            ARGV(EVERY_PROGRAM[i], "-6", "-H", "127.0.0.1"),
+            formatted("%s: 127.0.0.1 is an IPv4 address: use -4\n", EVERY_PROGRAM[i]));
+    }
 }
 
 /* ---- what goes wrong at run time ---- */
@@ -772,7 +838,7 @@ static void every_server_reports_an_address_already_in_use(void **state) {
 
 static void tcp_client_reports_connection_refused_when_nobody_listens(void **state) {
     (void)state;
-    const char *port = formatted("%d", unused_port(SOCK_STREAM));
+    const char *port = formatted("%d", refusing_port(SOCK_STREAM));
     struct process *client = expect_runtime_error(ARGV("tcp_client", "-p", port),
                                                   "tcp_client: connect: Connection refused\n");
     assert_stdout(client, "");
@@ -780,17 +846,18 @@ static void tcp_client_reports_connection_refused_when_nobody_listens(void **sta
 
 static void select_client_reports_connection_refused_when_nobody_listens(void **state) {
     (void)state;
-    const char *port = formatted("%d", unused_port(SOCK_STREAM));
+    const char *port = formatted("%d", refusing_port(SOCK_STREAM));
     struct process *client = expect_runtime_error(ARGV("select_client", "-p", port),
                                                   "select_client: connect: Connection refused\n");
     assert_stdout(client, "");
 }
 
-static void udp_sender_reports_connection_refused_at_once_when_nothing_is_bound(void **state) {
+static void
+udp_sender_reports_connection_refused_at_once_when_nobody_takes_its_datagram(void **state) {
     (void)state;
     /* Its socket is connected to the receiver's address: the kernel's "port unreachable"
      * reaches it as ECONNREFUSED, long before -t. */
-    const char *port = formatted("%d", unused_port(SOCK_DGRAM));
+    const char *port = formatted("%d", refusing_port(SOCK_DGRAM));
     struct process *sender = start_program(ARGV("udp_sender", "-t", "60", "-p", port), NULL);
 
     assert_exit(sender, 1);
@@ -801,18 +868,12 @@ static void udp_sender_reports_connection_refused_at_once_when_nothing_is_bound(
 static void udp_sender_gives_up_after_t_seconds_without_a_reply(void **state) {
     (void)state;
     /* A UDP socket that is bound, so nothing refuses the datagram, and never answers. */
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t length = sizeof address;
-    int silent = socket(AF_INET, SOCK_DGRAM, 0);
-    assert_int_not_equal(silent, -1);
-    assert_int_equal(bind(silent, (struct sockaddr *)&address, length), 0);
-    assert_int_equal(getsockname(silent, (struct sockaddr *)&address, &length), 0);
-    const char *port = formatted("%d", ntohs(address.sin_port));
-    struct process *sender = start_program(ARGV("udp_sender", "-t", "1", "-p", port), NULL);
-    int status = finish(sender, slow(TIMEOUT_WAIT_MS));
-    close(silent);
+    int port;
+    bound_on_loopback(SOCK_DGRAM, &port);
+    struct process *sender =
+        start_program(ARGV("udp_sender", "-t", "1", "-p", formatted("%d", port)), NULL);
 
-    assert_int_equal(status, 1);
+    assert_exit_within(sender, 1, slow(TIMEOUT_WAIT_MS));
     assert_stdout(sender, "Sending data...\n");
     assert_stderr(sender, "udp_sender: no reply within 1 s \u2014 is udp_receiver running?\n");
 }
@@ -820,19 +881,12 @@ static void udp_sender_gives_up_after_t_seconds_without_a_reply(void **state) {
 static void tcp_client_gives_up_after_t_seconds_without_data(void **state) {
     (void)state;
     /* A listener that never accepts: the kernel completes the connection, nobody sends. */
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t length = sizeof address;
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(listener, -1);
-    assert_int_equal(bind(listener, (struct sockaddr *)&address, length), 0);
-    assert_int_equal(listen(listener, 1), 0);
-    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
-    const char *port = formatted("%d", ntohs(address.sin_port));
-    struct process *client = start_program(ARGV("tcp_client", "-t", "1", "-p", port), NULL);
-    int status = finish(client, TIMEOUT_WAIT_MS);
-    close(listener);
+    int port;
+    listen_on_loopback(&port);
+    struct process *client =
+        start_program(ARGV("tcp_client", "-t", "1", "-p", formatted("%d", port)), NULL);
 
-    assert_int_equal(status, 1);
+    assert_exit_within(client, 1, slow(TIMEOUT_WAIT_MS));
     /* The line was started before the wait, and ended before the error line. */
     assert_stdout(client, "Client connected!\nReceived from server: \n");
     assert_stderr(client, "tcp_client: no data within 1 s\n");
@@ -841,20 +895,13 @@ static void tcp_client_gives_up_after_t_seconds_without_data(void **state) {
 static void select_client_gives_up_after_t_seconds_when_nothing_happens(void **state) {
     (void)state;
     /* A listener that never accepts, and input that never comes: nothing to wait for. */
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t length = sizeof address;
-    int listener = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(listener, -1);
-    assert_int_equal(bind(listener, (struct sockaddr *)&address, length), 0);
-    assert_int_equal(listen(listener, 1), 0);
-    assert_int_equal(getsockname(listener, (struct sockaddr *)&address, &length), 0);
-    const char *port = formatted("%d", ntohs(address.sin_port));
-    struct process *client = start_program(ARGV("select_client", "-t", "1", "-p", port),
-                                           &(struct run_options){.input_pipe = true});
-    int status = finish(client, slow(TIMEOUT_WAIT_MS));
-    close(listener);
+    int port;
+    listen_on_loopback(&port);
+    struct process *client =
+        start_program(ARGV("select_client", "-t", "1", "-p", formatted("%d", port)),
+                      &(struct run_options){.input_pipe = true});
 
-    assert_int_equal(status, 1);
+    assert_exit_within(client, 1, slow(TIMEOUT_WAIT_MS));
     assert_stdout(client, "");
     assert_stderr(client, "select_client: nothing happened for 1 s\n");
 }
@@ -877,58 +924,6 @@ static void udp_programs_reject_a_message_too_long_for_one_datagram(void **state
                   "udp_receiver: message too long for one datagram: at most 65507 bytes\n");
 }
 
-static void every_server_refuses_to_replace_a_file_that_is_not_a_socket(void **state) {
-    (void)state;
-    const char *path = temp_path("not-a-socket");
-    FILE *file = fopen(path, "w");
-    assert_non_null(file);
-    fputs("keep me\n", file);
-    fclose(file);
-    for (size_t i = 0; i < COUNT(SERVERS); i++) {
-        expect_runtime_error(ARGV(SERVERS[i], "-u", path),
-                             formatted("%s: %s: exists and is not a socket\n", SERVERS[i], path));
-        struct stat status;
-        assert_int_equal(stat(path, &status), 0);
-        assert_true(S_ISREG(status.st_mode));
-        assert_int_equal(status.st_size, strlen("keep me\n"));
-    }
-}
-
-/* Leave a socket file at path as a crashed server would: bound, then closed, never removed. */
-static void leave_stale_socket(const char *path, int type) {
-    struct sockaddr_un address = {.sun_family = AF_UNIX};
-    strcpy(address.sun_path, path);
-    int sock = socket(AF_UNIX, type, 0);
-    assert_int_not_equal(sock, -1);
-    assert_int_equal(bind(sock, (struct sockaddr *)&address, sizeof address), 0);
-    close(sock);
-    assert_true(file_exists(path));
-}
-
-static void every_server_replaces_a_stale_socket_file(void **state) {
-    (void)state;
-    const char *path = temp_path("stale.sock");
-    struct {
-        const char *const *server;
-        const char *const *client;
-        int type;
-    } pairs[] = {
-        {ARGV("udp_receiver", "-u", path), ARGV("udp_sender", "-u", path), SOCK_DGRAM},
-        {ARGV("tcp_server", "-u", path), ARGV("tcp_client", "-u", path), SOCK_STREAM},
-        {ARGV("select_server", "-e", "-n", "1", "-u", path), ARGV("tcp_client", "-e", "-u", path),
-         SOCK_STREAM},
-    };
-    for (size_t i = 0; i < COUNT(pairs); i++) {
-        leave_stale_socket(path, pairs[i].type);
-        struct process *server = start_program(pairs[i].server, NULL);
-        assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
-        struct process *client = start_program(pairs[i].client, NULL);
-        assert_exit(client, 0);
-        assert_exit(server, 0);
-        assert_false(file_exists(path));
-    }
-}
-
 #define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
@@ -936,17 +931,26 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         TEST(udp_pair_prints_the_tutorial_lines),
         TEST(tcp_pair_prints_the_tutorial_lines),
-        TEST(select_server_greets_and_echoes_five_clients_in_turn),
         TEST(udp_receiver_answers_count_datagrams_then_exits),
         TEST(tcp_server_serves_count_clients_in_turn_then_exits),
         TEST(udp_pair_talks_over_ipv6),
         TEST(tcp_pair_talks_over_ipv6),
-        TEST(select_server_talks_over_ipv6),
+        TEST(a_numeric_ipv6_address_needs_no_6),
         TEST(udp_pair_talks_over_a_unix_socket_and_removes_both_socket_files),
         TEST(tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file),
-        TEST(select_server_talks_over_a_unix_socket_and_removes_the_socket_file),
-        TEST(select_server_echoes_five_concurrent_clients_each_its_own_message),
-        TEST(select_server_says_select_timed_out_when_no_client_comes),
+        PER_SERVER(greets_and_echoes_five_clients_in_turn),
+        PER_SERVER(echoes_five_concurrent_clients_each_its_own_message),
+        PER_SERVER(talks_over_ipv6),
+        PER_SERVER(talks_over_a_unix_socket_and_removes_the_socket_file),
+        PER_SERVER(says_select_timed_out_when_no_client_comes),
+        FOR_SERVER("poll_server", takes_the_same_options_as_select_server),
+        FOR_SERVER("epoll_server", takes_the_same_options_as_select_server),
+        PER_SERVER(serves_five_plain_tcp_clients_at_once_as_in_the_tutorial),
+        PER_SERVER(gives_tcp_client_in_echo_mode_only_the_greeting_without_e),
+        PER_SERVER(echoes_every_byte_value_exactly_with_e),
+        PER_SERVER(greets_select_client_and_drops_its_input_without_e),
+        PER_SERVER(greets_select_client_and_echoes_its_input_with_e),
+        PER_SERVER(goes_on_reading_select_client_after_ending_its_own_side),
         TEST(tcp_client_without_e_says_to_use_e_when_an_echo_server_stays_silent),
         TEST(select_client_prints_each_echo_while_its_input_goes_on),
         TEST(select_client_goes_on_sending_to_tcp_server_after_its_greeting),
@@ -955,8 +959,6 @@ int main(void) {
         TEST(tcp_client_sends_64_mib_from_stdin_byte_for_byte),
         TEST(tcp_server_sends_64_mib_from_stdin_byte_for_byte),
         TEST(select_client_sends_16_mib_while_the_echo_comes_back),
-        TEST(nc_gets_the_greeting_and_its_own_echo_from_select_server),
-        TEST(nc_talks_to_tcp_server_like_tcp_client),
         TEST(every_program_prints_usage_on_stdout_for_h),
         TEST(every_program_rejects_an_unknown_option),
         TEST(every_program_rejects_an_option_without_its_argument),
@@ -969,17 +971,16 @@ int main(void) {
         TEST(every_program_rejects_a_unix_path_longer_than_sun_path),
         TEST(udp_sender_keeps_room_in_sun_path_for_the_pid_it_adds_to_its_own_socket),
         TEST(tcp_server_reading_its_message_from_stdin_needs_n_1),
+        TEST(every_program_refuses_a_numeric_address_of_the_other_family),
         TEST(every_program_reports_a_host_that_does_not_resolve),
         TEST(every_server_reports_an_address_already_in_use),
         TEST(tcp_client_reports_connection_refused_when_nobody_listens),
         TEST(select_client_reports_connection_refused_when_nobody_listens),
-        TEST(udp_sender_reports_connection_refused_at_once_when_nothing_is_bound),
+        TEST(udp_sender_reports_connection_refused_at_once_when_nobody_takes_its_datagram),
         TEST(udp_sender_gives_up_after_t_seconds_without_a_reply),
         TEST(tcp_client_gives_up_after_t_seconds_without_data),
         TEST(select_client_gives_up_after_t_seconds_when_nothing_happens),
         TEST(udp_programs_reject_a_message_too_long_for_one_datagram),
-        TEST(every_server_refuses_to_replace_a_file_that_is_not_a_socket),
-        TEST(every_server_replaces_a_stale_socket_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

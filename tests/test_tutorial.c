@@ -228,13 +228,9 @@ static void each_line_shows_at_once_while_the_program_still_waits(void **state) 
     assert_true(wait_for_output(client, "Client connected!\n", slow(READY_TIMEOUT_MS)));
     assert_true(is_running(client));
 
-    struct sockaddr_in address = loopback(0);
-    socklen_t length = sizeof address;
-    int deaf = tracked(socket(AF_INET, SOCK_DGRAM, 0));
-    assert_int_equal(bind(deaf, (struct sockaddr *)&address, length), 0);
-    assert_int_equal(getsockname(deaf, (struct sockaddr *)&address, &length), 0);
-    struct process *sender =
-        start_program(ARGV("udp_sender", formatted("%d", ntohs(address.sin_port))), NULL);
+    int deaf_port;
+    bound_on_loopback(SOCK_DGRAM, &deaf_port); /* it receives, and never answers */
+    struct process *sender = start_program(ARGV("udp_sender", formatted("%d", deaf_port)), NULL);
     assert_true(wait_for_output(sender, "Sending data...\n", slow(READY_TIMEOUT_MS)));
     assert_true(is_running(sender));
 }
@@ -261,12 +257,8 @@ static const char *usage(int i) {
 }
 
 /* Run program i with one bad argument list: it must print its usage on stderr only, exit 2. */
-static void expect_usage_error(int i, const char *const argv[]) {
-    struct process *program = start_program(argv, NULL);
-    assert_exit(program, 2);
-    assert_stdout(program, "");
-    assert_stderr(program, formatted("%s: %s", PROGRAMS[i].name, usage(i)));
-}
+#define assert_usage_error_of(i, argv) \
+    assert_usage_error(argv, formatted("%s: %s", PROGRAMS[i].name, usage(i)))
 
 static void every_program_prints_its_usage_on_stdout_for_h_and_help(void **state) {
     (void)state;
@@ -286,18 +278,18 @@ static void every_program_refuses_a_port_that_is_not_a_number(void **state) {
     for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
         const char *const bad[] = {"http", "80x", "", "0x50", "8765.0", " 80", "+80", "80 "};
         for (size_t j = 0; j < COUNT(bad); j++)
-            expect_usage_error((int)i, ARGV(PROGRAMS[i].name, bad[j]));
+            assert_usage_error_of((int)i, ARGV(PROGRAMS[i].name, bad[j]));
     }
 }
 
 static void every_program_refuses_a_port_out_of_range(void **state) {
     (void)state;
     for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
-        expect_usage_error((int)i, ARGV(PROGRAMS[i].name, "65536"));
-        expect_usage_error((int)i, ARGV(PROGRAMS[i].name, "-1"));
-        expect_usage_error((int)i, ARGV(PROGRAMS[i].name, "99999999999999999999"));
+        assert_usage_error_of((int)i, ARGV(PROGRAMS[i].name, "65536"));
+        assert_usage_error_of((int)i, ARGV(PROGRAMS[i].name, "-1"));
+        assert_usage_error_of((int)i, ARGV(PROGRAMS[i].name, "99999999999999999999"));
         if (PROGRAMS[i].lowest == 1) /* a client cannot reach port 0 */
-            expect_usage_error((int)i, ARGV(PROGRAMS[i].name, "0"));
+            assert_usage_error_of((int)i, ARGV(PROGRAMS[i].name, "0"));
     }
 }
 
@@ -305,18 +297,20 @@ static void every_program_refuses_two_arguments_and_any_option(void **state) {
     (void)state;
     for (size_t i = 0; i < COUNT(PROGRAMS); i++) {
         const char *name = PROGRAMS[i].name;
-        expect_usage_error((int)i, ARGV(name, "2525", "2526"));
-        expect_usage_error((int)i, ARGV(name, "-x"));
-        expect_usage_error((int)i, ARGV(name, "-p", "2525")); /* the hardened tier's option */
-        expect_usage_error((int)i, ARGV(name, "-h", "2525"));
+        assert_usage_error_of((int)i, ARGV(name, "2525", "2526"));
+        assert_usage_error_of((int)i, ARGV(name, "-x"));
+        assert_usage_error_of((int)i, ARGV(name, "-p", "2525")); /* the hardened tier's option */
+        assert_usage_error_of((int)i, ARGV(name, "-h", "2525"));
     }
 }
 
 static void udp_sender_without_a_receiver_gives_up_after_5_seconds(void **state) {
     (void)state;
+    /* Nobody takes the datagram: a socket of ours holds the port, and takes datagrams from
+     * nobody else. */
     long long start = now_ms();
     struct process *sender =
-        start_program(ARGV("udp_sender", formatted("%d", unused_port(SOCK_DGRAM))), NULL);
+        start_program(ARGV("udp_sender", formatted("%d", refusing_port(SOCK_DGRAM))), NULL);
 
     assert_exit_within(sender, 1, slow(WAIT_MS + FINISH_TIMEOUT_MS));
     long long waited = now_ms() - start;
@@ -329,7 +323,7 @@ static void udp_sender_without_a_receiver_gives_up_after_5_seconds(void **state)
 
 static void tcp_client_without_a_server_says_connection_refused(void **state) {
     (void)state;
-    const char *port = formatted("%d", unused_port(SOCK_STREAM));
+    const char *port = formatted("%d", refusing_port(SOCK_STREAM));
     struct process *client = start_program(ARGV("tcp_client", port), NULL);
 
     assert_exit(client, 1);
@@ -339,7 +333,7 @@ static void tcp_client_without_a_server_says_connection_refused(void **state) {
 
 static void select_client_without_a_server_says_connection_refused(void **state) {
     (void)state;
-    const char *port = formatted("%d", unused_port(SOCK_STREAM));
+    const char *port = formatted("%d", refusing_port(SOCK_STREAM));
     struct process *client = start_program(ARGV("select_client", port), NULL);
 
     assert_exit(client, 1);
@@ -409,7 +403,7 @@ static void select_client_and_select_server_print_the_same_with_eintr_in_every_r
 static void tcp_pair_through_a_proxy(enum proxy_mode mode) {
     struct process *server = start_program(ARGV("tcp_server", "0"), NULL);
     const char *server_port = ready_port(server);
-    struct helper *proxy;
+    struct child proxy;
     int port = start_proxy(atoi(server_port), mode, 1, &proxy);
     struct process *client = start_program(ARGV("tcp_client", formatted("%d", port)), NULL);
 
@@ -419,7 +413,7 @@ static void tcp_pair_through_a_proxy(enum proxy_mode mode) {
     assert_exit(server, 0);
     assert_stdout(server, TCP_SERVER_LINES);
     assert_stderr(server, ready_line("tcp_server", server_port));
-    assert_proxy_finished(proxy);
+    assert_proxy_finished(&proxy);
 }
 
 /* Five tcp_clients at once through the proxy: each prints the same. The server notes each
@@ -428,7 +422,7 @@ static void select_server_through_a_proxy(enum proxy_mode mode) {
     struct process *everyone[1 + TUTORIAL_CLIENTS];
     everyone[0] = start_program(ARGV("select_server", "0"), NULL);
     const char *server_port = ready_port(everyone[0]);
-    struct helper *proxy;
+    struct child proxy;
     const char *port =
         formatted("%d", start_proxy(atoi(server_port), mode, TUTORIAL_CLIENTS, &proxy));
     for (int i = 1; i <= TUTORIAL_CLIENTS; i++)
@@ -451,7 +445,7 @@ static void select_server_through_a_proxy(enum proxy_mode mode) {
     assert_in_range(pieces, TUTORIAL_CLIENTS, TUTORIAL_CLIENTS * strlen("Thanks! Bye."));
     assert_int_equal(count_lines(&server->out, NULL), 1 + 2 * TUTORIAL_CLIENTS + pieces + others);
     assert_stderr(server, ready_line("select_server", server_port));
-    assert_proxy_finished(proxy);
+    assert_proxy_finished(&proxy);
 }
 
 static void tcp_pair_talks_through_a_proxy_that_sends_one_byte_at_a_time(void **state) {

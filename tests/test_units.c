@@ -1,13 +1,14 @@
 #define _POSIX_C_SOURCE 200809L
 
-/* test_stream_loops.c: unit tests for the stream code of examples/tcp_client.c, which the
- * shared header used to hold: the send loop and the receive loop written out in its main,
- * next_piece (-m -: stdin a piece at a time) and connect_retry. The program's source is
- * compiled into this file, its main renamed tcp_client_main, and runs in a child process
- * against a peer socket this process holds on loopback: with signals that interrupt its
- * calls, a send that takes only part of what it is given, a peer that has gone. Nothing waits
- * without a time limit, so a bug fails a test rather than hanging it.
- * Run: make build/test_stream_loops && ./build/test_stream_loops */
+/* test_units.c: unit tests of the hardened tier's code, compiled in and called directly:
+ * examples/hardened/plumbing.c (RETRY_ON_EINTR, SIGPIPE, die, fail and usage_error,
+ * read_whole) and the stream loops of examples/hardened/tcp_client.c (the send loop and the
+ * receive loop written out in its main, -m - a piece at a time, connect_retry). tcp_client's
+ * main is renamed tcp_client_main and runs in a child process against a peer socket this
+ * process holds on loopback: with signals that interrupt its calls, a send that takes only
+ * part of what it is given, a peer that has gone. Each test builds the situation a helper
+ * exists for with real sockets, pipes, signals and processes. Nothing waits without a time
+ * limit, so a bug fails a test rather than hanging it. Run: build/test_units */
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -30,13 +31,14 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h> /* needs setjmp.h, stdarg.h, stddef.h and stdint.h first */
-#undef fail /* cmocka's fail() macro would hide the header's fail(); we use its asserts only */
+#undef fail /* cmocka's fail() macro would hide the plumbing's fail(); we use its asserts only */
 
 /* tcp_client's send loops call send. In this file they call fake_send instead, which passes
  * each call on to the real send (the #undef below brings it back) and counts what came back.
@@ -44,26 +46,27 @@
 static ssize_t fake_send(int sock, const void *data, size_t size, int flags);
 #define send fake_send
 #define main tcp_client_main
-#include "../examples/hardened/tcp_client.c"
 #include "../examples/hardened/plumbing.c"
+#include "../examples/hardened/tcp_client.c"
 #undef main
 #undef send
 
-#include "children.h"
-#include "ticks.h"
+#include "checks.h"
+#include "harness.h"
 
 enum {
-    TIME_LIMIT_S = 5,      /* the longest a test waits for anything */
+    TIME_LIMIT_MS = 5000,  /* the longest a test waits for anything */
     CPU_LIMIT_S = 10,      /* ends a run stuck in a loop that never waits */
     TICK_US = 20000,       /* a SIGALRM every 20 ms */
+    WAKE_TICK = 3,         /* the tick that brings what the interrupted call waits for */
     ROOM_TICK = 5,         /* the tick that makes room in a full accept queue */
     STINGY_SEND_BYTES = 3, /* the most the fake send takes at once, when told to */
     MESSAGE_SIZE = 101,
     PIPE_TRANSFER_SIZE = 1 << 20,
     LARGE_TRANSFER_SIZE = 4 << 20,
-    READ_SIZE = 65536, /* the most receive_all asks for at once */
     OUTPUT_SIZE = 512,
     PORT_SIZE = sizeof "65535",
+    RETURNED = 99, /* the exit code of a child whose die, fail or usage_error came back */
 };
 
 #define RECEIVE_TIMEOUT_S "1" /* tcp_client -t: the shortest it takes */
@@ -120,66 +123,31 @@ static ssize_t fake_send(int sock, const void *data, size_t size, int flags) {
     return bytes_sent;
 }
 
-/* Bytes that differ from their neighbours and never line up with a buffer size (251 is
- * prime), so a lost, repeated or reordered chunk shows. Never 0, and a '\0' follows them
- * (buffer holds size + 1), so that they can be a -m TEXT as well. */
-static void fill_pattern(char *buffer, size_t size) {
-    for (size_t offset = 0; offset < size; offset++)
-        buffer[offset] = (char)(1 + offset % 251);
-    buffer[size] = '\0';
-}
-
 static void make_pipe(int ends[2]) { assert_int_equal(pipe(ends), 0); }
 
-/* Read from `fd` until end of stream, until `buffer` is full or until TIME_LIMIT_S passes.
- * Returns the bytes read: pass room for one byte more than expected, to catch any extra. */
-static size_t receive_all(int fd, char *buffer, size_t capacity) {
-    struct timespec deadline = time_limit_from_now(TIME_LIMIT_S);
-    size_t filled = 0;
-    while (filled < capacity && readable_before(fd, deadline)) {
-        size_t room = capacity - filled;
-        ssize_t bytes_read = read(fd, buffer + filled, room < READ_SIZE ? room : READ_SIZE);
-        if (bytes_read <= 0)
-            break;
-        filled += (size_t)bytes_read;
-    }
-    return filled;
-}
-
-/* A TCP socket bound to 127.0.0.1 on a port the kernel picks; `address` gets that port. */
-static int bind_loopback(struct sockaddr_in *address) {
-    int sock = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(sock, -1);
-    *address = (struct sockaddr_in){.sin_family = AF_INET};
-    address->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof *address;
-    assert_int_equal(bind(sock, (struct sockaddr *)address, length), 0);
-    assert_int_equal(getsockname(sock, (struct sockaddr *)address, &length), 0);
-    return sock;
-}
-
-static int listen_on_loopback(struct sockaddr_in *address, int backlog) {
-    int listener = bind_loopback(address);
-    assert_int_equal(listen(listener, backlog), 0);
+/* A loopback listener for tcp_client to connect to; port gets its port as text, for -p. */
+static int listener_for_client(char port[PORT_SIZE]) {
+    int number;
+    int listener = listen_on_loopback(&number);
+    snprintf(port, PORT_SIZE, "%d", number);
     return listener;
 }
 
-/* The port of `address` as text, for tcp_client's -p. */
-static void port_text(const struct sockaddr_in *address, char port[PORT_SIZE]) {
-    snprintf(port, PORT_SIZE, "%d", ntohs(address->sin_port));
+/* The next connection to the listener, tracked. Blocking sends and receives on it give up
+ * after TIME_LIMIT_MS too (EAGAIN), so a client that stops reading or writing fails the test
+ * instead of hanging it. */
+static int accept_peer(int listener) {
+    int peer = accept_within(listener, TIME_LIMIT_MS);
+    struct timeval limit = {TIME_LIMIT_MS / 1000, 0};
+    assert_int_equal(setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit), 0);
+    assert_int_equal(setsockopt(peer, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit), 0);
+    return peer;
 }
 
-/* accept, waiting at most TIME_LIMIT_S for a connection; -1 if none came. Blocking sends and
- * receives on the new socket give up after TIME_LIMIT_S too (EAGAIN), so a client that stops
- * reading or writing fails the test instead of hanging it. */
-static int accept_in_time(int listener) {
-    if (!readable_before(listener, time_limit_from_now(TIME_LIMIT_S)))
-        return -1;
-    int peer = accept(listener, NULL, NULL);
-    struct timeval limit = {TIME_LIMIT_S, 0};
-    setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-    setsockopt(peer, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-    return peer;
+/* What the peer receives until the end of the stream, at most `room` bytes: pass room for
+ * one byte more than expected, to catch any extra. -1 if the time limit passes first. */
+static ssize_t receive_all(int peer, char *buffer, size_t room) {
+    return receive_within(peer, buffer, room, now_ms() + TIME_LIMIT_MS);
 }
 
 static volatile sig_atomic_t accepted_by_handler = -1;
@@ -211,10 +179,8 @@ static void tcp_client_send_loop_survives_partial_writes_and_interruptions(void 
     (void)state;
     char message[MESSAGE_SIZE + 1];
     fill_pattern(message, MESSAGE_SIZE);
-    struct sockaddr_in address;
-    int listener = listen_on_loopback(&address, 1);
     char port[PORT_SIZE];
-    port_text(&address, port);
+    int listener = listener_for_client(port);
 
     /* Every other send fails with EINTR, and the others take at most 3 bytes. */
     struct child client;
@@ -225,12 +191,12 @@ static void tcp_client_send_loop_survives_partial_writes_and_interruptions(void 
         exit(0);
     }
     /* The server says nothing (the client's receive loop ends at once), then reads. */
-    int peer = accept_in_time(listener);
+    int peer = accept_peer(listener);
     shutdown(peer, SHUT_WR);
     char received[MESSAGE_SIZE + 1];
-    size_t received_size = receive_all(peer, received, sizeof received);
-    close(peer);
-    close(listener);
+    ssize_t received_size = receive_all(peer, received, sizeof received);
+    close_tracked(peer);
+    close_tracked(listener);
     finish_child(&client);
 
     /* One interrupted call and one short one for every 3 bytes. */
@@ -249,10 +215,8 @@ static void
 tcp_client_send_loop_delivers_megabytes_through_signals_and_a_full_buffer(void **state) {
     (void)state;
     fill_pattern(sent_bytes, LARGE_TRANSFER_SIZE);
-    struct sockaddr_in address;
-    int listener = listen_on_loopback(&address, 1);
     char port[PORT_SIZE];
-    port_text(&address, port);
+    int listener = listener_for_client(port);
     int go[2];
     make_pipe(go);
 
@@ -263,7 +227,7 @@ tcp_client_send_loop_delivers_megabytes_through_signals_and_a_full_buffer(void *
     if (start_child(&client, true) == 0) {
         close(go[0]);
         configure_fake_send(SIZE_MAX, false, go[1]);
-        start_ticking(TICK_US, NO_WAKE, NULL, -1);
+        start_ticking((struct ticking){.interval_us = TICK_US});
         int result = run_tcp_client(TCP_CLIENT("-p", port, "-m", sent_bytes));
         stop_ticking();
         fprintf(stderr, "tcp_client returned %d; sends cut short: %s; sends interrupted: %s\n",
@@ -272,12 +236,12 @@ tcp_client_send_loop_delivers_megabytes_through_signals_and_a_full_buffer(void *
         exit(0);
     }
     close(go[1]);
-    int peer = accept_in_time(listener);
+    int peer = accept_peer(listener);
     shutdown(peer, SHUT_WR);
-    readable_before(go[0], time_limit_from_now(TIME_LIMIT_S));
-    size_t received_size = receive_all(peer, received_bytes, LARGE_TRANSFER_SIZE + 1);
-    close(peer);
-    close(listener);
+    wait_for_socket(go[0], POLLIN, now_ms() + TIME_LIMIT_MS);
+    ssize_t received_size = receive_all(peer, received_bytes, LARGE_TRANSFER_SIZE + 1);
+    close_tracked(peer);
+    close_tracked(listener);
     close(go[0]);
     finish_child(&client);
 
@@ -298,25 +262,18 @@ tcp_client_send_loop_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored(v
     /* A UNIX stream socket (tcp_client -u): there a send to a closed peer fails at once, as
      * over a socket pair. Over TCP the first send would still go out, and only the peer's
      * answer (a reset) would make a later one fail. */
-    char directory[] = "/tmp/test_stream_loops.XXXXXX";
-    assert_non_null(mkdtemp(directory));
-    struct sockaddr_un address = {.sun_family = AF_UNIX};
-    snprintf(address.sun_path, sizeof address.sun_path, "%s/peer", directory);
-    int listener = socket(AF_UNIX, SOCK_STREAM, 0);
-    assert_int_not_equal(listener, -1);
-    assert_int_equal(bind(listener, (struct sockaddr *)&address, sizeof address), 0);
+    char path[sizeof((struct sockaddr_un *)0)->sun_path];
+    snprintf(path, sizeof path, "%s", temp_path("peer"));
+    int listener = unix_socket(SOCK_STREAM, path);
     assert_int_equal(listen(listener, 1), 0);
 
     struct child client;
     if (start_child(&client, true) == 0)
-        exit(run_tcp_client(TCP_CLIENT("-u", address.sun_path)));
+        exit(run_tcp_client(TCP_CLIENT("-u", path)));
     /* The server goes before it says a word: the client receives nothing, then replies. */
-    int peer = accept_in_time(listener);
-    close(peer);
+    close_tracked(accept_peer(listener));
     finish_child(&client);
-    close(listener);
-    unlink(address.sun_path);
-    rmdir(directory);
+    close_tracked(listener);
 
     assert_string_equal(client.output, "tcp_client: send: Broken pipe\n");
     assert_string_equal(client.ending, "exit 1");
@@ -334,16 +291,14 @@ tcp_client_receive_loop_prints_exactly_what_arrived_across_chunk_boundaries(void
     for (size_t chunk = 0; chunk < sizeof chunk_sizes / sizeof chunk_sizes[0]; chunk++)
         sent_size += chunk_sizes[chunk];
     fill_pattern(sent_bytes, sent_size);
-    struct sockaddr_in address;
-    int listener = listen_on_loopback(&address, 1);
     char port[PORT_SIZE];
-    port_text(&address, port);
+    int listener = listener_for_client(port);
 
     struct child client;
     if (start_child(&client, true) == 0)
         exit(run_tcp_client(TCP_CLIENT("-p", port)));
     /* One send per chunk; recv returns whatever has arrived, in pieces of its own. */
-    int peer = accept_in_time(listener);
+    int peer = accept_peer(listener);
     size_t offset = 0;
     bool each_sent_whole = true;
     for (size_t chunk = 0; chunk < sizeof chunk_sizes / sizeof chunk_sizes[0]; chunk++) {
@@ -353,9 +308,9 @@ tcp_client_receive_loop_prints_exactly_what_arrived_across_chunk_boundaries(void
     }
     shutdown(peer, SHUT_WR);
     char reply[sizeof REPLY + 1];
-    size_t reply_size = receive_all(peer, reply, sizeof reply);
-    close(peer);
-    close(listener);
+    ssize_t reply_size = receive_all(peer, reply, sizeof reply);
+    close_tracked(peer);
+    close_tracked(listener);
     finish_child(&client);
 
     assert_true(each_sent_whole);
@@ -369,20 +324,18 @@ tcp_client_receive_loop_prints_exactly_what_arrived_across_chunk_boundaries(void
 
 static void tcp_client_receive_loop_fails_when_the_receive_timeout_passes(void **state) {
     (void)state;
-    struct sockaddr_in address;
-    int listener = listen_on_loopback(&address, 1);
     char port[PORT_SIZE];
-    port_text(&address, port);
+    int listener = listener_for_client(port);
 
     struct child client;
     if (start_child(&client, true) == 0)
         exit(run_tcp_client(TCP_CLIENT("-p", port, "-t", RECEIVE_TIMEOUT_S)));
     /* Some bytes, but no end of stream: the peer stays open until the client has gone. */
-    int peer = accept_in_time(listener);
+    int peer = accept_peer(listener);
     ssize_t bytes_sent = send(peer, "partial", 7, 0);
     finish_child(&client);
-    close(peer);
-    close(listener);
+    close_tracked(peer);
+    close_tracked(listener);
 
     assert_int_equal(bytes_sent, 7);
     assert_string_equal(client.output, "tcp_client: no data within " RECEIVE_TIMEOUT_S " s\n");
@@ -399,10 +352,8 @@ static void tcp_client_next_piece_copies_a_whole_pipe_to_the_socket(void **state
     fill_pattern(sent_bytes, PIPE_TRANSFER_SIZE);
     int data_pipe[2];
     make_pipe(data_pipe);
-    struct sockaddr_in address;
-    int listener = listen_on_loopback(&address, 1);
     char port[PORT_SIZE];
-    port_text(&address, port);
+    int listener = listener_for_client(port);
 
     /* writer | tcp_client -m - -> socket -> this process, each in its own process. */
     struct child writer, client;
@@ -419,11 +370,11 @@ static void tcp_client_next_piece_copies_a_whole_pipe_to_the_socket(void **state
         exit(run_tcp_client(TCP_CLIENT("-p", port, "-m", "-")));
     }
     close(data_pipe[0]);
-    int peer = accept_in_time(listener);
+    int peer = accept_peer(listener);
     shutdown(peer, SHUT_WR);
-    size_t received_size = receive_all(peer, received_bytes, PIPE_TRANSFER_SIZE + 1);
-    close(peer);
-    close(listener);
+    ssize_t received_size = receive_all(peer, received_bytes, PIPE_TRANSFER_SIZE + 1);
+    close_tracked(peer);
+    close_tracked(listener);
     finish_child(&writer);
     finish_child(&client);
 
@@ -441,33 +392,27 @@ static void tcp_client_next_piece_copies_a_whole_pipe_to_the_socket(void **state
 
 static void tcp_client_connect_retry_connects_to_a_loopback_listener(void **state) {
     (void)state;
-    struct sockaddr_in address;
-    int listener = listen_on_loopback(&address, 1);
-    int client = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(client, -1);
+    int port;
+    int listener = listen_on_loopback(&port);
+    struct sockaddr_in address = loopback(port);
+    int client = tracked(socket(AF_INET, SOCK_STREAM, 0));
 
     int result = connect_retry(client, (struct sockaddr *)&address, sizeof address);
-    int accepted = accept_in_time(listener);
-    close(accepted);
-    close(client);
-    close(listener);
-
     assert_int_equal(result, 0);
-    assert_int_not_equal(accepted, -1);
+    close_tracked(accept_peer(listener)); /* fails the test unless the connection is there */
+    close_tracked(client);
+    close_tracked(listener);
 }
 
 static void tcp_client_connect_retry_fails_with_econnrefused_when_nothing_listens(void **state) {
     (void)state;
     /* A bound socket that does not listen holds the port, so no one else can take it. */
-    struct sockaddr_in address;
-    int not_listening = bind_loopback(&address);
-    int client = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(client, -1);
+    struct sockaddr_in address = loopback(refusing_port(SOCK_STREAM));
+    int client = tracked(socket(AF_INET, SOCK_STREAM, 0));
 
     int result = connect_retry(client, (struct sockaddr *)&address, sizeof address);
     int connect_errno = errno;
-    close(client);
-    close(not_listening);
+    close_tracked(client);
 
     assert_int_equal(result, -1);
     assert_errno_equal(connect_errno, ECONNREFUSED);
@@ -475,38 +420,239 @@ static void tcp_client_connect_retry_fails_with_econnrefused_when_nothing_listen
 
 static void tcp_client_connect_retry_survives_signals_while_the_handshake_waits(void **state) {
     (void)state;
-    struct sockaddr_in address;
-    int listener = listen_on_loopback(&address, 0);
+    int port;
+    int listener = bound_on_loopback(SOCK_STREAM, &port);
+    assert_int_equal(listen(listener, 0), 0);
+    struct sockaddr_in address = loopback(port);
 
     /* One connection fills the queue of a listener with backlog 0. The kernel then drops a
      * new client's SYN, and the client sends it again only a second later: until then its
      * connect waits, and each tick interrupts it. Tick 5 accepts the first connection, so
      * the SYN sent again finds room. */
-    int first = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_equal(connect(first, (struct sockaddr *)&address, sizeof address), 0);
-    assert_true(readable_before(listener, time_limit_from_now(TIME_LIMIT_S)));
-    int client = socket(AF_INET, SOCK_STREAM, 0);
-    assert_int_not_equal(client, -1);
+    int first = connect_to_loopback(port);
+    assert_true(wait_for_socket(listener, POLLIN, now_ms() + TIME_LIMIT_MS));
+    int client = tracked(socket(AF_INET, SOCK_STREAM, 0));
 
-    start_ticking(TICK_US, ROOM_TICK, accept_one, listener);
+    start_ticking((struct ticking){
+        .interval_us = TICK_US, .wake_on = ROOM_TICK, .action = accept_one, .fd = listener});
     int result = connect_retry(client, (struct sockaddr *)&address, sizeof address);
     int ticks_seen = ticks;
     stop_ticking();
-    int accepted = accept_in_time(listener);
-    close(accepted);
-    close(accepted_by_handler);
-    close(client);
-    close(first);
-    close(listener);
-
     assert_int_equal(result, 0);
     assert_in_range(ticks_seen, ROOM_TICK, INT_MAX);
-    assert_int_not_equal(accepted, -1);
+    close_tracked(accept_peer(listener)); /* fails the test unless the connection is there */
+    close(accepted_by_handler);
+    close_tracked(client);
+    close_tracked(first);
+    close_tracked(listener);
 }
 
-int main(int argc, char **argv) {
-    (void)argv;
-    (void)argc;
+/* 6. RETRY_ON_EINTR: real signals interrupt real calls. */
+
+static void make_socket_pair(int pair[2]) {
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, pair), 0);
+}
+
+/* In a child: send one byte to a peer that has closed its end, report, and exit. */
+static void send_to_a_closed_peer_and_report(void) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == -1)
+        die("socketpair");
+    close(pair[1]);
+    ssize_t result = send(pair[0], "x", 1, 0);
+    fprintf(stderr, "send returned %d: %s\n", (int)result, strerror(errno));
+    _exit(0);
+}
+
+static void retry_on_eintr_keeps_a_recv_going_through_signals(void **state) {
+    (void)state;
+    int pair[2];
+    make_socket_pair(pair);
+    char byte;
+
+    /* The control: with nothing to read, the first signal makes a plain recv fail. */
+    start_ticking((struct ticking){.interval_us = TICK_US});
+    ssize_t plain_result = recv(pair[0], &byte, 1, 0);
+    int plain_errno = errno;
+    stop_ticking();
+
+    /* RETRY_ON_EINTR receives again after each signal; the third one writes the byte. */
+    start_ticking((struct ticking){
+        .interval_us = TICK_US, .wake_on = WAKE_TICK, .action = write_one_byte, .fd = pair[1]});
+    ssize_t retry_result;
+    RETRY_ON_EINTR(retry_result, recv(pair[0], &byte, 1, 0));
+    int ticks_seen = ticks;
+    stop_ticking();
+    close(pair[0]);
+    close(pair[1]);
+
+    assert_int_equal(plain_result, -1);
+    assert_errno_equal(plain_errno, EINTR);
+    assert_int_equal(retry_result, 1);
+    assert_int_equal(byte, '!');
+    assert_in_range(ticks_seen, WAKE_TICK, INT_MAX);
+}
+
+static void retry_on_eintr_keeps_a_read_going_through_signals(void **state) {
+    (void)state;
+    int ends[2];
+    make_pipe(ends);
+    char byte;
+
+    /* The control: a plain read of an empty pipe fails at the first signal. */
+    start_ticking((struct ticking){.interval_us = TICK_US});
+    ssize_t plain_result = read(ends[0], &byte, 1);
+    int plain_errno = errno;
+    stop_ticking();
+
+    /* RETRY_ON_EINTR reads again after each signal; the third one writes the byte. */
+    start_ticking((struct ticking){
+        .interval_us = TICK_US, .wake_on = WAKE_TICK, .action = write_one_byte, .fd = ends[1]});
+    ssize_t retry_result;
+    RETRY_ON_EINTR(retry_result, read(ends[0], &byte, 1));
+    int ticks_seen = ticks;
+    stop_ticking();
+    close(ends[0]);
+    close(ends[1]);
+
+    assert_int_equal(plain_result, -1);
+    assert_errno_equal(plain_errno, EINTR);
+    assert_int_equal(retry_result, 1);
+    assert_int_equal(byte, '!');
+    assert_in_range(ticks_seen, WAKE_TICK, INT_MAX);
+}
+
+/* 7. SIGPIPE and EPIPE: set_up_program ignores SIGPIPE. */
+
+static void send_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored(void **state) {
+    (void)state;
+    struct child child;
+    if (start_child(&child, false) == 0) {
+        set_up_program("/some/dir/prog"); /* which ignores SIGPIPE */
+        send_to_a_closed_peer_and_report();
+    }
+    finish_child(&child);
+
+    assert_string_equal(child.output, "send returned -1: Broken pipe\n");
+    assert_string_equal(child.ending, "exit 0");
+}
+
+static void send_to_a_closed_peer_kills_a_process_that_keeps_sigpipe(void **state) {
+    (void)state;
+    struct child child;
+    if (start_child(&child, false) == 0) {
+        signal(SIGPIPE, SIG_DFL); /* as a program starts, whatever ran these tests */
+        send_to_a_closed_peer_and_report();
+    }
+    finish_child(&child);
+
+    assert_string_equal(child.output, "");
+    assert_string_equal(child.ending, killed_by(SIGPIPE));
+}
+
+/* 8. Error messages and exit codes. */
+
+static void die_prints_the_program_what_and_strerror_then_exits_1(void **state) {
+    (void)state;
+    struct child child;
+    if (start_child(&child, false) == 0) {
+        program_name = "prog";
+        errno = ECONNREFUSED;
+        die("connect");
+        _exit(RETURNED);
+    }
+    finish_child(&child);
+
+    assert_string_equal(child.output, "prog: connect: Connection refused\n");
+    assert_string_equal(child.ending, "exit 1");
+}
+
+static void fail_prints_the_program_what_and_why_then_exits_1(void **state) {
+    (void)state;
+    struct child child;
+    if (start_child(&child, false) == 0) {
+        program_name = "prog";
+        fail("what", "why");
+        _exit(RETURNED);
+    }
+    finish_child(&child);
+
+    assert_string_equal(child.output, "prog: what: why\n");
+    assert_string_equal(child.ending, "exit 1");
+}
+
+static void usage_error_prints_the_program_and_message_then_exits_2(void **state) {
+    (void)state;
+    struct child child;
+    if (start_child(&child, false) == 0) {
+        program_name = "prog";
+        usage_error("bad port");
+        _exit(RETURNED);
+    }
+    finish_child(&child);
+
+    assert_string_equal(child.output, "prog: bad port\n");
+    assert_string_equal(child.ending, "exit 2");
+}
+
+/* 9. read_whole: all of stdin for -m -, through a real pipe, written and closed before it is read.
+ */
+
+static void read_whole_returns_the_size_of_input_shorter_than_the_buffer(void **state) {
+    (void)state;
+    int ends[2];
+    make_pipe(ends);
+    assert_int_equal(write(ends[1], "hello", 5), 5);
+    close(ends[1]);
+
+    char buffer[16];
+    ssize_t result = read_whole(ends[0], buffer, sizeof buffer);
+    close(ends[0]);
+
+    assert_int_equal(result, 5);
+    assert_memory_equal(buffer, "hello", 5);
+}
+
+static void read_whole_fails_with_emsgsize_when_input_fills_the_buffer(void **state) {
+    (void)state;
+    int ends[2];
+    make_pipe(ends);
+    assert_int_equal(write(ends[1], "12345678", 8), 8);
+    close(ends[1]);
+
+    char buffer[8];
+    ssize_t result = read_whole(ends[0], buffer, sizeof buffer);
+    int read_errno = errno;
+    close(ends[0]);
+
+    assert_int_equal(result, -1);
+    assert_errno_equal(read_errno, EMSGSIZE);
+}
+
+static void read_whole_returns_zero_for_empty_input(void **state) {
+    (void)state;
+    int ends[2];
+    make_pipe(ends);
+    close(ends[1]);
+
+    char buffer[16];
+    ssize_t result = read_whole(ends[0], buffer, sizeof buffer);
+    close(ends[0]);
+
+    assert_int_equal(result, 0);
+}
+
+static int tear_down(void **state) {
+    (void)state;
+    program_name = "test";
+    clean_up_peers();
+    clean_up();
+    return 0;
+}
+
+#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
+
+int main(void) {
     program_name = "test";
 
     /* Every wait above has a time limit. A bug that loops without waiting meets this one:
@@ -516,17 +662,25 @@ int main(int argc, char **argv) {
         die("setrlimit");
 
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(tcp_client_send_loop_survives_partial_writes_and_interruptions),
-        cmocka_unit_test(tcp_client_send_loop_delivers_megabytes_through_signals_and_a_full_buffer),
-        cmocka_unit_test(
-            tcp_client_send_loop_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored),
-        cmocka_unit_test(
-            tcp_client_receive_loop_prints_exactly_what_arrived_across_chunk_boundaries),
-        cmocka_unit_test(tcp_client_receive_loop_fails_when_the_receive_timeout_passes),
-        cmocka_unit_test(tcp_client_next_piece_copies_a_whole_pipe_to_the_socket),
-        cmocka_unit_test(tcp_client_connect_retry_connects_to_a_loopback_listener),
-        cmocka_unit_test(tcp_client_connect_retry_fails_with_econnrefused_when_nothing_listens),
-        cmocka_unit_test(tcp_client_connect_retry_survives_signals_while_the_handshake_waits),
+        TEST(tcp_client_send_loop_survives_partial_writes_and_interruptions),
+        TEST(tcp_client_send_loop_delivers_megabytes_through_signals_and_a_full_buffer),
+        TEST(tcp_client_send_loop_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored),
+        TEST(tcp_client_receive_loop_prints_exactly_what_arrived_across_chunk_boundaries),
+        TEST(tcp_client_receive_loop_fails_when_the_receive_timeout_passes),
+        TEST(tcp_client_next_piece_copies_a_whole_pipe_to_the_socket),
+        TEST(tcp_client_connect_retry_connects_to_a_loopback_listener),
+        TEST(tcp_client_connect_retry_fails_with_econnrefused_when_nothing_listens),
+        TEST(tcp_client_connect_retry_survives_signals_while_the_handshake_waits),
+        TEST(retry_on_eintr_keeps_a_recv_going_through_signals),
+        TEST(retry_on_eintr_keeps_a_read_going_through_signals),
+        TEST(send_to_a_closed_peer_fails_with_epipe_once_sigpipe_is_ignored),
+        TEST(send_to_a_closed_peer_kills_a_process_that_keeps_sigpipe),
+        TEST(die_prints_the_program_what_and_strerror_then_exits_1),
+        TEST(fail_prints_the_program_what_and_why_then_exits_1),
+        TEST(usage_error_prints_the_program_and_message_then_exits_2),
+        TEST(read_whole_returns_the_size_of_input_shorter_than_the_buffer),
+        TEST(read_whole_fails_with_emsgsize_when_input_fills_the_buffer),
+        TEST(read_whole_returns_zero_for_empty_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
