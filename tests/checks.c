@@ -139,6 +139,17 @@ void check_usage_error(const char *const argv[], const char *message, const char
     check_output(program, "stdout", &program->out, "", 0, false, file, line);
 }
 
+void check_clients_printed(struct process *const list[], size_t count, const char *expected,
+                           const char *file, int line) {
+    finish_all(list, count, slow(FINISH_TIMEOUT_MS));
+    for (size_t i = 1; i < count; i++) {
+        check_exit(list[i], 0, 0, file, line);
+        check_output(list[i], "stdout", &list[i]->out, expected, strlen(expected), false, file,
+                     line);
+        check_output(list[i], "stderr", &list[i]->err, "", 0, false, file, line);
+    }
+}
+
 const char *ready_port(struct process *server) {
     int port = wait_for_ready_line(server, slow(READY_TIMEOUT_MS));
     assert_true(port > 0);
@@ -203,6 +214,13 @@ void check_all_exit_0(struct process *const list[], size_t count, const char *fi
     }
     if (!all_0)
         _fail(file, line);
+}
+
+int tear_down(void **state) {
+    (void)state;
+    clean_up_peers();
+    clean_up();
+    return 0;
 }
 
 bool built(const char *program) {

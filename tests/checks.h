@@ -1,9 +1,9 @@
 /* checks.h: what the tests share, each piece written once: the cmocka assertions (each
- * failure says what was expected and what came), the data they send, the test's own sockets
- * as fake peers, the kernel's table of sockets, a proxy that cuts the stream into other
- * pieces, and strace's EINTR in every socket call. Include after cmocka.h and harness.h. A
- * test file that uses the peers, the proxy or the open-files limit calls clean_up_peers() in
- * its tear_down. tests/README.md says which file a new test goes in. */
+ * failure says what was expected and what came), the tear_down of every test, the data they
+ * send, the test's own sockets as fake peers, the kernel's table of sockets, forked children,
+ * ticks of SIGALRM, a proxy that cuts the stream into other pieces, and strace's EINTR in
+ * every socket call. Include after cmocka.h and harness.h. tests/README.md says which file a
+ * new test goes in. */
 #ifndef CHECKS_H
 #define CHECKS_H
 
@@ -90,9 +90,14 @@ int count_lines(const struct output *output, const char *line);
 /* Whether make builds the program here: epoll_server is Linux only. */
 bool built(const char *program);
 
+/* After each test: kill what it started, close its sockets, put the limits back, remove its
+ * files (clean_up_peers, then clean_up). TEST(name) is a test with this tear_down. */
+int tear_down(void **state);
+#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
+
 /* A test that runs once per event server has the server's name as its state, and the name
  * before its own: "poll_server: talks_over_ipv6". FOR_SERVER is one such run, PER_SERVER all
- * three, in a file that has a tear_down. epoll is Linux only: elsewhere its runs are skipped. */
+ * three. epoll is Linux only: elsewhere its runs are skipped. */
 const char *server_of(void **state);
 #define FOR_SERVER(server, test) \
     { server ": " #test, test, NULL, tear_down, (void *)server }
@@ -105,6 +110,12 @@ const char *server_of(void **state);
  * of times (NULL: none). */
 void check_five_clients_served(const struct process *server, const char *also, const char *file,
                                int line);
+
+/* A server and its clients, started at once: finish them all, and fail unless each client
+ * (list[1] on) exited 0 and printed exactly `expected`, and nothing on stderr. What became of
+ * the server (list[0]) is for the caller to check. */
+void check_clients_printed(struct process *const list[], size_t count, const char *expected,
+                           const char *file, int line);
 
 /* Finish all the processes; fail, showing each one that did not exit 0, unless all did. */
 void check_all_exit_0(struct process *const list[], size_t count, const char *file, int line);
@@ -135,6 +146,8 @@ void check_file_holds(const char *path, const char *before, size_t size, uint64_
 #define assert_five_clients_served(server, also) \
     check_five_clients_served(server, also, __FILE__, __LINE__)
 #define assert_all_exit_0(list, count) check_all_exit_0(list, count, __FILE__, __LINE__)
+#define assert_clients_printed(list, count, expected) \
+    check_clients_printed(list, count, expected, __FILE__, __LINE__)
 #define assert_file_holds(path, before, size, fingerprint, after) \
     check_file_holds(path, before, size, fingerprint, after, __FILE__, __LINE__)
 

@@ -1051,15 +1051,6 @@ static void largest_datagram_is_65507_bytes_over_ipv4_and_65527_over_ipv6(void *
     assert_errno_equal(too_large6_errno, EMSGSIZE);
 }
 
-static int tear_down(void **state) {
-    (void)state;
-    clean_up_peers();
-    clean_up();
-    return 0;
-}
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
-
 int main(void) {
     /* Every wait above has a time limit. A bug that loops without waiting meets this one:
      * after CPU_LIMIT_S seconds of CPU time the kernel ends the run with SIGXCPU. */

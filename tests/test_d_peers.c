@@ -33,12 +33,6 @@ enum { WAIT_STEP_MS = 10 /* between two looks at /proc/net for a D server's sock
     "D peers: skipped: set D_PEERS=DIR to a folder of the tutorial's D programs " \
     "(../shared/tutorial/d/build.sh DIR)\n"
 
-static int tear_down(void **state) {
-    (void)state;
-    clean_up();
-    return 0;
-}
-
 /* ---- the D programs ---- */
 
 /* The folder of the D programs, or NULL (main says once how to set it). */
@@ -173,13 +167,7 @@ static void serve_five_d_tcp_clients(const char *name) {
     const char *port = start_our_server(name, &everyone[0]);
     for (int i = 1; i <= TUTORIAL_CLIENTS; i++)
         everyone[i] = start_d(d_client, port, i);
-    finish_all(everyone, 1 + TUTORIAL_CLIENTS, slow(FINISH_TIMEOUT_MS));
-
-    for (int i = 1; i <= TUTORIAL_CLIENTS; i++) {
-        assert_exit(everyone[i], 0);
-        assert_stdout(everyone[i], EVENT_CLIENT_LINES);
-        assert_stderr(everyone[i], "");
-    }
+    assert_clients_printed(everyone, 1 + TUTORIAL_CLIENTS, EVENT_CLIENT_LINES);
     assert_exit(everyone[0], 0);
     assert_five_clients_served(everyone[0], NULL);
     assert_stderr(everyone[0], ready_line(name, port));
@@ -193,13 +181,7 @@ static void five_clients_against_the_d_select_server(const char *name, const cha
     const char *port = start_d_server("select_server", SOCK_STREAM, &everyone[0]);
     for (int i = 1; i <= TUTORIAL_CLIENTS; i++)
         everyone[i] = start_ours(name, port, i, input);
-    finish_all(everyone, 1 + TUTORIAL_CLIENTS, slow(FINISH_TIMEOUT_MS));
-
-    for (int i = 1; i <= TUTORIAL_CLIENTS; i++) {
-        assert_exit(everyone[i], 0);
-        assert_stdout(everyone[i], expected);
-        assert_stderr(everyone[i], "");
-    }
+    assert_clients_printed(everyone, 1 + TUTORIAL_CLIENTS, expected);
     assert_exit(everyone[0], 0);
     /* The D server says "Select timed out." after 5 s with no event: a slow start of our
      * clients (under valgrind) may let that happen. It is the D program's, not the pair's. */
@@ -288,8 +270,6 @@ five_hardened_tcp_clients_at_once_get_the_greeting_of_the_d_select_server(void *
     (void)state;
     five_clients_against_the_d_select_server("hardened/tcp_client", NULL, EVENT_CLIENT_LINES);
 }
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
     const struct CMUnitTest tests[] = {

@@ -1250,29 +1250,27 @@ static void a_wrong_quoted_value_is_found(void **state) {
     assert_int_equal(problems, 2);
 }
 
-static int tear_down(void **state) {
-    (void)state;
+/* A test of the pages may leave `quiet` on when it fails: put it back, then tear down. */
+static int tear_down_quiet(void **state) {
     quiet = false;
-    clean_up_peers();
-    clean_up();
-    return 0;
+    return tear_down(state);
 }
 
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
+#define PAGE_TEST(name) cmocka_unit_test_teardown(name, tear_down_quiet)
 
 int main(void) {
     signal(SIGINT, stop_commands_and_die);
     signal(SIGTERM, stop_commands_and_die);
     const struct CMUnitTest tests[] = {
-        TEST(every_transcript_shows_exactly_what_its_commands_print),
-        TEST(a_transcript_changed_by_one_character_fails),
-        TEST(every_line_link_points_at_lines_holding_the_names_it_shows),
-        TEST(every_link_to_a_heading_finds_it),
-        TEST(every_sequence_diagram_draws_only_calls_its_code_makes),
-        TEST(every_c_block_compiles_as_a_whole_file),
-        TEST(a_recipe_with_one_character_removed_fails_to_compile),
-        TEST(every_constant_quoted_with_its_value_has_that_value_in_the_code),
-        TEST(a_wrong_quoted_value_is_found),
+        PAGE_TEST(every_transcript_shows_exactly_what_its_commands_print),
+        PAGE_TEST(a_transcript_changed_by_one_character_fails),
+        PAGE_TEST(every_line_link_points_at_lines_holding_the_names_it_shows),
+        PAGE_TEST(every_link_to_a_heading_finds_it),
+        PAGE_TEST(every_sequence_diagram_draws_only_calls_its_code_makes),
+        PAGE_TEST(every_c_block_compiles_as_a_whole_file),
+        PAGE_TEST(a_recipe_with_one_character_removed_fails_to_compile),
+        PAGE_TEST(every_constant_quoted_with_its_value_has_that_value_in_the_code),
+        PAGE_TEST(a_wrong_quoted_value_is_found),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,12 +39,6 @@ static const struct run_options PING = {.input = "ping\n"}; /* for select_server
 
 /* ---- assertions: each failure says what was expected and what came ---- */
 
-static int tear_down(void **state) {
-    (void)state;
-    clean_up();
-    return 0;
-}
-
 /* ---- waiting for our servers and for the tools ---- */
 
 /* Same for a server on a UNIX socket, whose ready line names the path. */
@@ -623,8 +617,6 @@ static void select_server_echoes_nc_and_socat_each_its_own_bytes(void **state) {
     assert_int_equal(count_lines(&server->out, "socket disconnected"), 2);
     assert_int_equal(server->out.length, strlen("listening\n" ONE_EVENT_CLIENT ONE_EVENT_CLIENT));
 }
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
     program_tier = "hardened"; /* these tests are for examples/hardened/ */

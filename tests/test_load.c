@@ -161,14 +161,6 @@ static void allow_the_burst(void) {
                  BURST + SPARE_FDS);
 }
 
-static int tear_down(void **state) {
-    (void)state;
-    memset(clients, 0, sizeof clients);
-    clean_up_peers();
-    clean_up();
-    return 0;
-}
-
 /* The whole file at path, as the harness keeps a program's output (for count_lines). */
 static struct output file_contents(const char *path) {
     struct output contents = {0};
@@ -596,15 +588,13 @@ int main(int argc, char **argv) {
              slash ? argv[0] : ".");
     const struct CMUnitTest tests[] = {
         PER_SERVER(greets_every_client_of_a_burst_of_1000_connecting_at_once),
-        cmocka_unit_test_teardown(tcp_server_greets_every_client_of_a_burst_of_1000_in_turn,
-                                  tear_down),
+        TEST(tcp_server_greets_every_client_of_a_burst_of_1000_in_turn),
         PER_SERVER(accepts_again_when_descriptors_free_up_with_no_client_connected),
-        cmocka_unit_test_teardown(
-            select_server_refuses_clients_beyond_fd_setsize_and_serves_the_others, tear_down),
+        TEST(select_server_refuses_clients_beyond_fd_setsize_and_serves_the_others),
         PER_SERVER(serves_others_while_a_client_sends_without_reading),
         PER_SERVER(survives_a_second_of_echo_load_without_a_mismatch),
-        cmocka_unit_test_teardown(echo_load_counts_bytes_that_differ_and_exits_1, tear_down),
-        cmocka_unit_test_teardown(echo_load_refuses_an_address_that_is_not_loopback, tear_down),
+        TEST(echo_load_counts_bytes_that_differ_and_exits_1),
+        TEST(echo_load_refuses_an_address_that_is_not_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

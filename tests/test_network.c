@@ -64,13 +64,6 @@ static ssize_t read_a_little(int sock) {
     return receive_within(sock, sink, sizeof sink, now_ms() + FINISH_TIMEOUT_MS);
 }
 
-static int tear_down(void **state) {
-    (void)state;
-    clean_up_peers();
-    clean_up();
-    return 0;
-}
-
 /* A file of size zero bytes, written by nobody (sparse): for payloads whose bytes no one checks. */
 static const char *zero_file(const char *name, off_t size) {
     const char *path = temp_path(name);
@@ -846,8 +839,6 @@ static void every_byte_outside_printable_ascii_shows_as_hex_on_a_terminal(void *
                   formatted("Sending data...\nGot response: %s\n", bytes_shown));
     assert_stdout(select_client_receiving(payload, true), formatted("Hello!\n%s", bytes_shown));
 }
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
     program_tier = "hardened"; /* these tests are for examples/hardened/ */

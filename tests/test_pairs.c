@@ -67,13 +67,6 @@ static bool is_client(const char *program) {
     return false;
 }
 
-static int tear_down(void **state) {
-    (void)state;
-    clean_up_peers();
-    clean_up();
-    return 0;
-}
-
 /* ---- the tutorial's conversations, with the tutorial's defaults ---- */
 
 static void udp_pair_prints_the_tutorial_lines(void **state) {
@@ -334,13 +327,7 @@ static void serves_five_plain_tcp_clients_at_once_as_in_the_tutorial(void **stat
     struct process *everyone[1 + CLIENT_COUNT] = {server};
     for (int i = 1; i <= CLIENT_COUNT; i++)
         everyone[i] = start_program(ARGV("tcp_client", "-p", port), NULL);
-    finish_all(everyone, 1 + CLIENT_COUNT, slow(FINISH_TIMEOUT_MS));
-
-    for (int i = 1; i <= CLIENT_COUNT; i++) {
-        assert_exit(everyone[i], 0);
-        assert_stdout(everyone[i], EVENT_CLIENT_LINES);
-        assert_stderr(everyone[i], "");
-    }
+    assert_clients_printed(everyone, 1 + CLIENT_COUNT, EVENT_CLIENT_LINES);
     assert_exit(server, 0); /* by itself: the fifth client has gone */
     assert_stdout_starts_with(server, "listening\n");
     assert_int_equal(count_lines(&server->out, "accepting new socket"), CLIENT_COUNT);
@@ -923,8 +910,6 @@ static void udp_programs_reject_a_message_too_long_for_one_datagram(void **state
     assert_stderr(receiver,
                   "udp_receiver: message too long for one datagram: at most 65507 bytes\n");
 }
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
     program_tier = "hardened"; /* these tests are for examples/hardened/ */

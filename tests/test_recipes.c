@@ -34,15 +34,6 @@
 #include "checks.h"
 #include "harness.h"
 
-static int tear_down(void **state) {
-    (void)state;
-    clean_up_peers();
-    clean_up();
-    return 0;
-}
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
-
 /* docs/framing.md: messages of every size and lines, sent through a proxy that forwards one
  * byte per send: each recv of the reader gets a byte or a few, yet every message comes out
  * whole, and the stream's end after the last one reads as "no more". */

@@ -60,13 +60,6 @@ static const int STOP_SIGNALS[] = {SIGINT, SIGTERM};
                              "select_server: send: Broken pipe\n");                          \
     } while (0)
 
-static int tear_down(void **state) {
-    (void)state;
-    clean_up_peers();
-    clean_up();
-    return 0;
-}
-
 /* A FIFO for a program's stdout (run_options.output_file) that we hold open for reading but
  * read only when we choose: as `server | slow_reader`. Opened before the program starts, so
  * that its open for writing does not wait for a reader. */
@@ -726,8 +719,6 @@ static void every_server_replaces_a_stale_socket_file(void **state) {
         assert_false(file_exists(path));
     }
 }
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
     program_tier = "hardened"; /* these tests are for examples/hardened/ */

@@ -52,13 +52,6 @@ static const struct {
                 {"tcp_server", 0, "2525"},    {"tcp_client", 1, "2525"},
                 {"select_server", 0, "2525"}, {"select_client", 1, "2525"}};
 
-static int tear_down(void **state) {
-    (void)state;
-    clean_up();
-    clean_up_peers();
-    return 0;
-}
-
 /* `count` copies of line. */
 static const char *repeated(const char *line, int count) {
     size_t length = strlen(line);
@@ -136,13 +129,7 @@ static void five_clients_at_once(const char *name, const char *input, const char
         everyone[i] = start_program(
             ARGV(name, port),
             &(struct run_options){.input = input, .label = formatted("%s %d", name, i)});
-    finish_all(everyone, 1 + TUTORIAL_CLIENTS, slow(FINISH_TIMEOUT_MS));
-
-    for (int i = 1; i <= TUTORIAL_CLIENTS; i++) {
-        assert_exit(everyone[i], 0);
-        assert_stdout(everyone[i], expected);
-        assert_stderr(everyone[i], "");
-    }
+    assert_clients_printed(everyone, 1 + TUTORIAL_CLIENTS, expected);
     assert_exit(everyone[0], 0);
     /* Five seconds without an event (a slow start of the clients under valgrind) would make
      * it say so: the program's contract, not a fault of the pair. */
@@ -428,13 +415,7 @@ static void select_server_through_a_proxy(enum proxy_mode mode) {
     for (int i = 1; i <= TUTORIAL_CLIENTS; i++)
         everyone[i] = start_program(ARGV("tcp_client", port),
                                     &(struct run_options){.label = formatted("tcp_client %d", i)});
-    finish_all(everyone, 1 + TUTORIAL_CLIENTS, slow(FINISH_TIMEOUT_MS));
-
-    for (int i = 1; i <= TUTORIAL_CLIENTS; i++) {
-        assert_exit(everyone[i], 0);
-        assert_stdout(everyone[i], EVENT_CLIENT_LINES);
-        assert_stderr(everyone[i], "");
-    }
+    assert_clients_printed(everyone, 1 + TUTORIAL_CLIENTS, EVENT_CLIENT_LINES);
     struct process *server = everyone[0];
     assert_exit(server, 0);
     assert_stdout_starts_with(server, "listening\n");
@@ -602,8 +583,6 @@ static void select_server_reports_a_client_that_resets_and_greets_the_others(voi
     assert_stderr(server, formatted("%sselect_server: recv: Connection reset by peer\n",
                                     ready_line("select_server", port)));
 }
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
 
 int main(void) {
     /* The programs must start with SIGPIPE's default action (death), as from a learner's

@@ -642,16 +642,6 @@ static void read_whole_returns_zero_for_empty_input(void **state) {
     assert_int_equal(result, 0);
 }
 
-static int tear_down(void **state) {
-    (void)state;
-    program_name = "test";
-    clean_up_peers();
-    clean_up();
-    return 0;
-}
-
-#define TEST(name) cmocka_unit_test_teardown(name, tear_down)
-
 int main(void) {
     program_name = "test";
 
