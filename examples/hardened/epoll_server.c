@@ -3,8 +3,9 @@
  * reports only the ready ones; `diff` with select_server.c shows the rest. -6 for IPv6,
  * -u PATH for a UNIX stream socket, -h for all options.
  *
- *   Terminal 1: ./bin/epoll_server          Terminals 2 to 6: ./bin/tcp_client
- *   Terminal 1: ./bin/epoll_server -e       Terminals 2 and more: ./bin/select_client */
+ *   Terminal 1: ./bin/hardened/epoll_server   Terminals 2 to 6: ./bin/hardened/tcp_client
+ *   Terminal 1: ./bin/hardened/epoll_server -e   Terminals 2 and more: ./bin/hardened/select_client
+ */
 #define _POSIX_C_SOURCE 200809L
 
 #ifdef __linux__ /* epoll is Linux only: elsewhere this file is the few lines at its end */
@@ -58,7 +59,7 @@ int main(int argc, char **argv) {
     if (bind(listener, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
     /* The tutorial's backlog of 10 is a number for a demo: a burst of clients would overflow it
-     * (docs/04-events.md). SOMAXCONN asks for the most the system allows. */
+     * (docs/hardened.md). SOMAXCONN asks for the most the system allows. */
     if (listen(listener, SOMAXCONN) == -1)
         die("listen");
     say(stdout, "listening");

@@ -14,9 +14,6 @@
 #include <sys/un.h>
 #include <time.h>
 
-/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
-#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
-
 enum { LINE_SIZE = 512 }; /* the longest line of the log; PIPE_BUF is at least 512 */
 
 /* ---- errors ---- */

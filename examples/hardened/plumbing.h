@@ -8,8 +8,8 @@
  *   addresses   make_address, print_ready_line, claim_socket_file, connect_to_server
  *   messages    load_message (whole), next_piece (streamed), print_received
  *   signals     stop_on_signal (one-shot programs), catch_stop_signals (event loops)
- *   the log     say, report_dropped_lines: lines that never make a server wait
- *   clients     the event servers' bookkeeping: accept_clients, receive_from, send_pending */
+ *   the log     say, flush_log, report_dropped_lines: lines that never make a server wait
+ *   clients     the event servers' bookkeeping: accept_client, receive_from, send_pending */
 #ifndef PLUMBING_H
 #define PLUMBING_H
 
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* ---- errors ---- */
@@ -91,6 +92,10 @@ struct options parse_options(int argc, char **argv, const struct command_line *c
     "  -e          echo: send back all a client sends (default: the tutorial's protocol)\n"
 
 /* ---- addresses ---- */
+
+/* The longest UNIX socket path: sun_path is a fixed array (108 bytes on Linux, 104 on macOS)
+ * that ends with a '\0'. */
+#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
 
 /* The address the options name, for a socket of this type: a UNIX path, or host and port. */
 socklen_t make_address(const struct options *options, int type, struct sockaddr_storage *address);

@@ -1,10 +1,10 @@
 /* poll_server.c: "Event-driven programming", and its closing remark: select is best for small
  * numbers of connections, not for thousands; use the operating system's functions. This is
  * select_server with poll(): an array of sockets instead of fd_sets, so no FD_SETSIZE limit,
- * and otherwise the same: `diff examples/select_server.c examples/poll_server.c`.
+ * and otherwise the same: `diff select_server.c poll_server.c`, in this folder.
  *
- *   Terminal 1: ./bin/poll_server           Terminals 2 to 6: ./bin/tcp_client
- *   Terminal 1: ./bin/poll_server -e        Terminals 2 and more: ./bin/select_client
+ *   Terminal 1: ./bin/hardened/poll_server   Terminals 2 to 6: ./bin/hardened/tcp_client
+ *   Terminal 1: ./bin/hardened/poll_server -e   Terminals 2 and more: ./bin/hardened/select_client
  *
  * -6 for IPv6, -u PATH for a UNIX stream socket, -h for all options. */
 #define _POSIX_C_SOURCE 200809L
@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     if (bind(listener, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
     /* The tutorial's backlog of 10 is a number for a demo: a burst of clients would overflow it
-     * (docs/04-events.md). SOMAXCONN asks for the most the system allows. */
+     * (docs/hardened.md). SOMAXCONN asks for the most the system allows. */
     if (listen(listener, SOMAXCONN) == -1)
         die("listen");
     say(stdout, "listening");

@@ -4,7 +4,8 @@
  * and what the server sends is printed as it arrives. Ctrl-D (end of input) ends our side;
  * the program ends once the server has ended too.
  *
- *   Terminal 1: ./bin/select_server -e      Terminals 2 and more: ./bin/select_client
+ *   Terminal 1: ./bin/hardened/select_server -e   Terminals 2 and more:
+ * ./bin/hardened/select_client
  *
  * -6 for IPv6, -u PATH for a UNIX stream socket, -h for all options.
  * Where this port departs from the tutorial, and why: docs/differences.md. */

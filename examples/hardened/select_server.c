@@ -3,8 +3,9 @@
  * its sending side, notes each chunk the client sends, and exits once five clients have come
  * and gone. With -e it is an echo server instead: it sends back every byte it receives.
  *
- *   Terminal 1: ./bin/select_server         Terminals 2 to 6: ./bin/tcp_client
- *   Terminal 1: ./bin/select_server -e      Terminals 2 and more: ./bin/select_client
+ *   Terminal 1: ./bin/hardened/select_server   Terminals 2 to 6: ./bin/hardened/tcp_client
+ *   Terminal 1: ./bin/hardened/select_server -e   Terminals 2 and more:
+ * ./bin/hardened/select_client
  *
  * -6 for IPv6, -u PATH for a UNIX stream socket, -h for all options. Where this port departs
  * from the tutorial, and why: docs/differences.md. */
@@ -58,7 +59,7 @@ int main(int argc, char **argv) {
     if (bind(listener, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
     /* The tutorial's backlog of 10 is a number for a demo: a burst of clients would overflow it
-     * (docs/04-events.md). SOMAXCONN asks for the most the system allows. */
+     * (docs/hardened.md). SOMAXCONN asks for the most the system allows. */
     if (listen(listener, SOMAXCONN) == -1)
         die("listen");
     say(stdout, "listening");

@@ -2,7 +2,7 @@
  * Connects to tcp_server, prints everything the server sends until it has finished, then
  * replies "Thanks! Bye.". With -e it sends first and prints the echo (select_server -e).
  *
- *   Terminal 1: ./bin/tcp_server            Terminal 2: ./bin/tcp_client
+ *   Terminal 1: ./bin/hardened/tcp_server   Terminal 2: ./bin/hardened/tcp_client
  *
  * -6 for IPv6, -u PATH for a UNIX stream socket, -h for all options.
  * Where this port departs from the tutorial, and why: docs/differences.md. */

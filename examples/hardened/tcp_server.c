@@ -1,7 +1,7 @@
 /* tcp_server.c: "Communication by stream", the server (start it first).
  * Accepts one client, sends it "Hello!", then prints what the client sends back.
  *
- *   Terminal 1: ./bin/tcp_server            Terminal 2: ./bin/tcp_client
+ *   Terminal 1: ./bin/hardened/tcp_server   Terminal 2: ./bin/hardened/tcp_client
  *
  * -6 for IPv6, -u PATH for a UNIX stream socket, -h for all options.
  * Where this port departs from the tutorial, and why: docs/differences.md. */

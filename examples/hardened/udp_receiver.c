@@ -1,7 +1,7 @@
 /* udp_receiver.c: "Communication by datagram", the receiving side (start it first).
  * Waits for one datagram, prints it, and answers the sender with "got it!".
  *
- *   Terminal 1: ./bin/udp_receiver          Terminal 2: ./bin/udp_sender
+ *   Terminal 1: ./bin/hardened/udp_receiver   Terminal 2: ./bin/hardened/udp_sender
  *
  * -6 for IPv6, -u PATH for a UNIX datagram socket, -h for all options.
  * Where this port departs from the tutorial, and why: docs/differences.md. */

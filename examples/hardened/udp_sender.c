@@ -1,7 +1,7 @@
 /* udp_sender.c: "Communication by datagram", the sending side.
  * Sends "Hello!" to udp_receiver, then waits for its reply and prints it.
  *
- *   Terminal 1: ./bin/udp_receiver          Terminal 2: ./bin/udp_sender
+ *   Terminal 1: ./bin/hardened/udp_receiver   Terminal 2: ./bin/hardened/udp_sender
  *
  * -6 for IPv6, -u PATH for a UNIX datagram socket, -h for all options.
  * Where this port departs from the tutorial, and why: docs/differences.md. */
@@ -20,8 +20,6 @@
 /* The tutorial's buffer, and the largest UDP payload over IPv4: 65535 bytes less the 8-byte
  * UDP header and the 20-byte IPv4 header. */
 enum { BUFFER_SIZE = 1024, MAX_DATAGRAM = 65535 - 8 - 20, DEFAULT_TIMEOUT = 5 };
-/* sun_path is a fixed array (108 bytes on Linux, 104 on macOS) that ends with a '\0'. */
-#define MAX_PATH_LENGTH (sizeof((struct sockaddr_un *)0)->sun_path - 1)
 #define PID_SUFFIX_LENGTH (sizeof ".2147483647" - 1) /* "." and the largest process id */
 
 #define USAGE                                                                            \
