@@ -433,6 +433,8 @@ static void exits_with_broken_pipe_once_its_stdout_reader_has_gone(void **state)
 }
 
 /* ====================================================================================== */
+/* ---- a full stdout is reported at once ---- */
+
 static void tcp_server_says_at_once_that_its_stdout_is_full(void **state) {
     (void)state;
     struct process *server = start_program(ARGV("tcp_server", "-n", "0", "-p", "0"),
@@ -632,7 +634,8 @@ static void udp_sender_gives_up_at_its_deadline_though_stopped_and_continued(voi
 }
 
 /* ====================================================================================== */
-/* ---- a second server on the same socket file does not take it over ---- */
+/* ---- socket files: a second server does not take one over, a stale one is replaced, a file
+ * that is not a socket is left alone ---- */
 
 static void a_second_server_on_the_same_unix_path_fails_and_the_first_keeps_serving(void **state) {
     (void)state;
