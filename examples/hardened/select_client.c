@@ -42,6 +42,7 @@ static void say_on_a_terminal(const char *line);
 int main(int argc, char **argv) {
     set_up_program(argv[0]);
     struct options options = parse_options(argc, argv, &COMMAND_LINE);
+    stop_on_signal(); /* a signal mid-stream aborts the connection: see plumbing.h */
 
     /* Connect as tcp_client does. Then make the socket non-blocking: select says that a
      * send will not block, not that it takes all we give it, so send takes what it can. */

@@ -41,6 +41,7 @@ static int talk_to_an_echo_server(int sock, const struct options *options);
 int main(int argc, char **argv) {
     set_up_program(argv[0]);
     struct options options = parse_options(argc, argv, &COMMAND_LINE);
+    stop_on_signal(); /* a signal mid-stream aborts the connection: see plumbing.h */
 
     /* A client needs only a socket connected to the server (try it with no server running:
      * connect fails with "Connection refused"). */

@@ -56,9 +56,11 @@ int main(int argc, char **argv) {
     struct sockaddr_storage address;
     socklen_t address_length = make_address(&options, SOCK_DGRAM, &address);
     if (options.path != NULL) /* a UNIX address: a file */
-        claim_socket_file(options.path, SOCK_DGRAM);
+        claim_socket_file(options.path);
     if (bind(sock, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
+    if (options.path != NULL) /* ours now: removed at exit, and on a signal that stops us */
+        own_socket_file(options.path);
     print_ready_line(sock, &options);
 
     for (long answered = 0; options.count == 0 || answered < options.count; answered++) {
