@@ -427,20 +427,56 @@ size_t next_piece(struct message *message, int sock, const char **piece) {
     }
 }
 
+/* Write all of bytes to stdout, past stdio. A stdout that another program shares with us
+ * may be non-blocking (O_NONBLOCK is a property of the open file, not of our descriptor:
+ * fcntl(2)): then a full pipe fails the write with EAGAIN, and we wait for room instead of
+ * losing data. */
+static void write_all_to_stdout(const char *bytes, size_t length) {
+    while (length > 0) {
+        ssize_t written = write(STDOUT_FILENO, bytes, length);
+        if (written == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd room = {.fd = STDOUT_FILENO, .events = POLLOUT};
+            if (poll(&room, 1, -1) == -1 && errno != EINTR)
+                die("stdout");
+            continue;
+        }
+        if (written == -1 && errno != EINTR)
+            die("stdout");
+        if (written > 0) {
+            bytes += written;
+            length -= (size_t)written;
+        }
+    }
+}
+
+void print_text(const char *text) {
+    if (fflush(stdout) == EOF) /* anything printf left in stdio's buffer goes first */
+        die("stdout");
+    write_all_to_stdout(text, strlen(text));
+}
+
 /* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
  * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
 void print_received(const char *data, size_t length) {
+    if (fflush(stdout) == EOF)
+        die("stdout");
     if (!isatty(STDOUT_FILENO)) {
-        if (fwrite(data, 1, length, stdout) != length)
-            die("stdout");
+        write_all_to_stdout(data, length);
         return;
     }
-    for (size_t i = 0; i < length; i++) {
-        unsigned char byte = (unsigned char)data[i];
-        int shown =
-            isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
-        if (shown < 0)
-            die("stdout");
+    char shown[4 * 256]; /* "\xNN" for each of 256 bytes at most */
+    while (length > 0) {
+        size_t count = length < 256 ? length : 256, used = 0;
+        for (size_t i = 0; i < count; i++) {
+            unsigned char byte = (unsigned char)data[i];
+            if (isprint(byte) || byte == '\n' || byte == '\t')
+                shown[used++] = (char)byte;
+            else
+                used += (size_t)snprintf(shown + used, sizeof shown - used, "\\x%02x", byte);
+        }
+        write_all_to_stdout(shown, used);
+        data += count;
+        length -= count;
     }
 }
 
@@ -498,6 +534,17 @@ static void handle_stop_signals(void (*handler)(int), int flags) {
 }
 
 void stop_on_signal(void) { handle_stop_signals(stop_at_once, SA_RESETHAND); }
+
+/* SIGCONT's handler does nothing: its only use is that it exists, without SA_RESTART, so
+ * that a wait stopped by Ctrl-Z returns EINTR once continued (signal(7)). */
+static void do_nothing(int signal_number) { (void)signal_number; }
+
+void interrupt_on_continue(void) {
+    struct sigaction action = {.sa_handler = do_nothing};
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGCONT, &action, NULL) == -1)
+        die("sigaction");
+}
 
 /* In an event loop the handler only notes the signal and writes a byte into wake_pipe: the
  * loop watches the pipe like a socket, so it wakes at once even when the signal came just

@@ -152,8 +152,12 @@ struct message {
  * connection sock is aborted (the peer sees a failure, not an end) and we exit. */
 size_t next_piece(struct message *message, int sock, const char **piece);
 
-/* Bytes from the network on stdout; on a terminal, unprintable bytes show as \xNN. */
+/* Bytes from the network on stdout; on a terminal, unprintable bytes show as \xNN. Like
+ * print_text, it waits for a non-blocking stdout rather than lose data. */
 void print_received(const char *data, size_t length);
+
+/* Text of ours on stdout, after what stdio holds; waits for a non-blocking stdout. */
+void print_text(const char *text);
 
 /* Milliseconds on a clock that only goes forward. */
 long long monotonic_ms(void);
@@ -163,6 +167,10 @@ long long monotonic_ms(void);
 /* One-shot programs: on SIGINT, SIGTERM, SIGHUP or SIGQUIT abort the connection being
  * watched (track_connection), remove our socket file, say so, and die of that signal. */
 void stop_on_signal(void);
+
+/* After a stop (Ctrl-Z) and continue, make the wait we were in return EINTR, so that a
+ * program can count its time from a deadline rather than from where the wait left off. */
+void interrupt_on_continue(void);
 
 /* Event loops: on SIGINT, SIGTERM, SIGHUP or SIGQUIT only note it. Returns a descriptor that
  * becomes readable then: watch it with the sockets, and call stop_now when it is. */
