@@ -43,8 +43,9 @@ _Noreturn void usage_error(const char *format, ...) {
 
 /* A send to a peer that has closed raises SIGPIPE, whose default action kills the process
  * without a word. Ignored, the send fails with EPIPE instead, and we report it; the same for
- * a write to a closed pipe on stdout. (MSG_NOSIGNAL does it per call, but not on macOS before
- * 10.13 nor on older BSDs; SO_NOSIGPIPE per socket is missing on Linux: SIG_IGN is POSIX.)
+ * a write to a closed pipe on stdout. (MSG_NOSIGNAL does it per call, and POSIX.1-2008 has it,
+ * but macOS does not; SO_NOSIGPIPE per socket is the BSDs' and macOS's, not Linux's: SIG_IGN
+ * works everywhere.)
  * Descriptors 0, 1 and 2: started with one of them closed (`program >&-`), we would get its
  * number for our next socket, and print into the connection. So /dev/null fills the gap,
  * opened the wrong way round: any read or write there fails (EBADF), and the program says so.
