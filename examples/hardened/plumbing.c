@@ -624,6 +624,15 @@ static int write_now(int fd, const char *bytes, size_t length) {
         return 0; /* a non-blocking descriptor that another program shares with us */
     if (written == -1 && fd == STDOUT_FILENO)
         die("stdout");
+    /* A pipe takes such a write whole or not at all; a terminal that another program made
+     * non-blocking may take part of it. The rest then goes as it is taken, for a second at
+     * most, so that no line is cut in two. */
+    long long give_up_ms = monotonic_ms() + 1000;
+    while (written > 0 && (size_t)written < length && monotonic_ms() < give_up_ms) {
+        RETRY_ON_EINTR(ready, poll(&room, 1, 10));
+        ssize_t more = ready == 1 ? write(fd, bytes + written, length - (size_t)written) : 0;
+        written += more > 0 ? more : 0;
+    }
     return 1;
 }
 
