@@ -465,10 +465,11 @@ void print_received(const char *data, size_t length) {
         write_all_to_stdout(data, length);
         return;
     }
-    char shown[4 * 256]; /* "\xNN" for each of 256 bytes at most */
-    while (length > 0) {
-        size_t count = length < 256 ? length : 256, used = 0;
-        for (size_t i = 0; i < count; i++) {
+    enum { CHUNK = 256 };  /* bytes shown per write */
+    char shown[4 * CHUNK]; /* "\xNN" for each of them at most */
+    for (size_t start = 0; start < length; start += CHUNK) {
+        size_t used = 0;
+        for (size_t i = start; i < length && i < start + CHUNK; i++) {
             unsigned char byte = (unsigned char)data[i];
             if (isprint(byte) || byte == '\n' || byte == '\t')
                 shown[used++] = (char)byte;
@@ -476,8 +477,6 @@ void print_received(const char *data, size_t length) {
                 used += (size_t)snprintf(shown + used, sizeof shown - used, "\\x%02x", byte);
         }
         write_all_to_stdout(shown, used);
-        data += count;
-        length -= count;
     }
 }
 
@@ -772,7 +771,8 @@ int accept_client(int listener) {
             say(stderr, "accept: %s: no descriptor to spare, trying again every %d ms",
                 strerror(error), BACKOFF_MS);
         backing_off = 1;
-        poll(NULL, 0, BACKOFF_MS); /* a signal ends the wait early: the loop then sees it */
+        if (poll(NULL, 0, BACKOFF_MS) == -1 && errno != EINTR) /* a signal: the loop sees it */
+            die("poll");
         return -1;
     }
     say(stderr, "accept: %s", strerror(error));
