@@ -32,9 +32,9 @@ enum {
 #define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
 /* The event servers greet with "Hello!\n": tcp_client prints it, then ends the line. */
 #define EVENT_CLIENT_LINES "Client connected!\nReceived from server: Hello!\n\nreply sent!\n"
-/* tcp_client -e against an echo server: the greeting comes back after its reply. */
-#define ECHO_CLIENT_LINES \
-    "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
+/* tcp_client -e against an echo server (-e, no greeting): its reply comes back, and only that;
+ * "reply sent!" once all of it is sent and all of the echo received. */
+#define ECHO_CLIENT_LINES "Client connected!\nReceived from server: Thanks! Bye.\nreply sent!\n"
 /* An event server's lines for one client of the tutorial's (it sends one piece, then goes). */
 #define ONE_EVENT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
 
