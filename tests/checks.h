@@ -401,4 +401,17 @@ struct conversation {
  * ready line, and each must really have been interrupted. Needs strace (NEED_TOOL). */
 void expect_same_conversation(const struct conversation *talk, enum injection injection);
 
+/* ---- many descriptors open: what a careless parent leaves to the program it starts ---- */
+
+/* Skip the test unless this process and the programs it starts may open `needed` descriptors
+ * (allow_open_files; clean_up_peers puts the limit back). */
+void need_open_files(rlim_t needed);
+
+/* Start a program with every descriptor from 3 to FD_SETSIZE - 1 open (on /dev/null), as a
+ * careless parent might leave them: the first descriptor it makes is FD_SETSIZE. bash opens
+ * them, then becomes the program (exec), which inherits them. It runs without valgrind: the
+ * wrapper takes valgrind's place (the other tests run it under valgrind). Needs bash
+ * (NEED_TOOL) and need_open_files(2 * FD_SETSIZE). */
+struct process *start_with_descriptors_filled(const char *const argv[]);
+
 #endif

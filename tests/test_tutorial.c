@@ -454,34 +454,11 @@ select_server_serves_five_tcp_clients_through_a_proxy_that_coalesces_bytes(void 
 /* ====================================================================================== */
 /* ---- FD_SETSIZE: select() watches descriptors below it only ---- */
 
-/* Skip the test unless this process and the programs it starts may open FILES_LIMIT
- * descriptors (clean_up_peers puts the limit back). */
-static void need_open_files(void) {
-    if (allow_open_files(FILES_LIMIT))
-        return;
-    print_message("cannot raise RLIMIT_NOFILE to %d here (try ulimit -n %d first; valgrind "
-                  "refuses to raise it): test skipped\n",
-                  FILES_LIMIT, FILES_LIMIT);
-    skip();
-}
-
-/* Start a program with every descriptor from 3 to FD_SETSIZE - 1 open (on /dev/null), as a
- * careless parent might leave them: the first socket it makes is descriptor FD_SETSIZE. bash
- * opens them, then becomes the program (exec), which inherits them. It runs without valgrind:
- * the wrapper takes valgrind's place (the other tests run it under valgrind). */
-static struct process *start_with_descriptors_filled(const char *const argv[]) {
-    const char *fill = formatted("for ((fd = 3; fd < %d; fd++)); do eval \"exec $fd</dev/null\"; "
-                                 "done; exec \"$@\"",
-                                 FD_SETSIZE);
-    const char *const wrapper[] = {"bash", "-c", fill, "bash", NULL};
-    return start_program(argv, &(struct run_options){.wrapper = wrapper});
-}
-
 static void
 select_server_turns_away_clients_beyond_fd_setsize_and_still_exits_after_five(void **state) {
     (void)state;
     enum { CONNECTIONS = FD_SETSIZE + EXTRA_CLIENTS, CLOSED_BY_US = TUTORIAL_CLIENTS - 1 };
-    need_open_files();
+    need_open_files(FILES_LIMIT);
     struct process *server = start_program(ARGV("select_server", "0"), NULL);
     const char *port = ready_port(server);
 
@@ -531,7 +508,7 @@ select_server_turns_away_clients_beyond_fd_setsize_and_still_exits_after_five(vo
 static void select_client_whose_socket_would_be_fd_setsize_fails_before_connecting(void **state) {
     (void)state;
     NEED_TOOL("bash", "bash");
-    need_open_files();
+    need_open_files(FILES_LIMIT);
     struct process *server = start_program(ARGV("select_server", "0"), NULL);
     const char *port = ready_port(server);
     struct process *client = start_with_descriptors_filled(ARGV("select_client", port));
@@ -549,7 +526,7 @@ static void select_client_whose_socket_would_be_fd_setsize_fails_before_connecti
 static void select_server_whose_listener_would_be_fd_setsize_fails_at_once(void **state) {
     (void)state;
     NEED_TOOL("bash", "bash");
-    need_open_files();
+    need_open_files(FILES_LIMIT);
     struct process *server = start_with_descriptors_filled(ARGV("select_server", "0"));
 
     assert_exit(server, 1);
