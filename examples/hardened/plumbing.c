@@ -95,11 +95,6 @@ struct options parse_options(int argc, char **argv, const struct command_line *c
     char letters[sizeof ":h46u:H:p:m:n:t:e"];
     snprintf(letters, sizeof letters, ":h46u:H:p:%s", command_line->letters);
     int host_or_port_given = 0, family_given = 0, option;
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-        if (strcmp(argv[i], "--help") == 0) { /* the long form people type first */
-            fputs(command_line->usage, stdout);
-            exit(EXIT_SUCCESS);
-        }
     opterr = 0; /* we print our own one-line errors */
     while ((option = getopt(argc, argv, letters)) != -1) {
         switch (option) {
@@ -128,7 +123,14 @@ struct options parse_options(int argc, char **argv, const struct command_line *c
         case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
         case 'e': options.echo_mode = 1; break;
         case ':': usage_error("option -%c needs an argument", optopt);
-        default: usage_error("unknown option -%c (try -h)", optopt);
+        default:
+            /* --help, the long form people type first, reads as the unknown option '-' of an
+             * element getopt is still in; as the argument of an option (-m --help) it is text. */
+            if (optopt == '-' && optind < argc && strcmp(argv[optind], "--help") == 0) {
+                fputs(command_line->usage, stdout);
+                exit(EXIT_SUCCESS);
+            }
+            usage_error("unknown option -%c (try -h)", optopt);
         }
     }
     if (optind < argc)
