@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -191,8 +192,9 @@ void print_ready_line(int sock, const struct options *options) {
     flush_log(); /* "listening" first */
     struct sockaddr_storage bound;
     socklen_t length = sizeof bound;
-    /* NI_NUMERICHOST: a numeric address fits INET6_ADDRSTRLEN (NI_MAXHOST is not POSIX). */
-    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
+    /* NI_NUMERICHOST: a numeric address fits INET6_ADDRSTRLEN, and a link-local one names its
+     * interface too, "fe80::1%eth0": IF_NAMESIZE more (NI_MAXHOST is not POSIX). */
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE], port[sizeof "65535"];
     if (options->family == AF_UNIX) {
         fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
         return;
