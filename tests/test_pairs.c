@@ -218,6 +218,49 @@ static void tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file(void *
     assert_false(file_exists(path));
 }
 
+/* A link-local IPv6 address names its interface: "fe80::1%eth0". The longest, an address of
+ * 39 characters on an interface whose name has 15, does not fit INET6_ADDRSTRLEN, and
+ * getnameinfo would fail. Such an interface is made in a network namespace of its own, with
+ * only its loopback, renamed: the server starts there, and the client joins it. */
+#define LONG_INTERFACE "loopback-name15"
+#define LONGEST_LINK_LOCAL "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+
+static void tcp_pair_talks_over_a_link_local_ipv6_address_on_a_long_interface_name(void **state) {
+    (void)state;
+    NEED_TOOL("unshare", "util-linux");
+    NEED_TOOL("nsenter", "util-linux");
+    NEED_TOOL("ip", "iproute2");
+    struct process *allowed = start_command(ARGV("unshare", "-n", "true"), NULL);
+    if (finish(allowed, slow(FINISH_TIMEOUT_MS)) != 0) {
+        print_message("no network namespace here (unshare -n needs CAP_SYS_ADMIN): %s",
+                      allowed->err.data ? allowed->err.data : "\n");
+        skip();
+    }
+    const char *address = LONGEST_LINK_LOCAL "%" LONG_INTERFACE;
+    const char *const in_a_namespace[] = {
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo name " LONG_INTERFACE " && ip link set " LONG_INTERFACE " up && "
+        "ip -6 addr add " LONGEST_LINK_LOCAL "/128 dev " LONG_INTERFACE " nodad && "
+        "exec \"$0\" \"$@\"",
+        NULL};
+    struct process *server = start_program(ARGV("tcp_server", "-6", "-H", address, "-p", "0"),
+                                           &(struct run_options){.wrapper = in_a_namespace});
+    const char *port = ready_port(server);
+    assert_stderr(server, formatted("tcp_server: ready on %s port %s\n", address, port));
+    const char *const in_its_namespace[] = {"nsenter", "-t", formatted("%d", (int)server->pid),
+                                            "-n", NULL};
+    struct process *client = start_program(ARGV("tcp_client", "-6", "-H", address, "-p", port),
+                                           &(struct run_options){.wrapper = in_its_namespace});
+
+    assert_exit(client, 0);
+    assert_stdout(client, TCP_CLIENT_LINES);
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+}
+
 /* ---- the event servers: select_server's contract, kept by poll_server and epoll_server ---- */
 
 static void echoes_five_clients_in_turn(void **state) {
@@ -1043,6 +1086,7 @@ int main(void) {
         TEST(a_numeric_ipv6_address_needs_no_6),
         TEST(udp_pair_talks_over_a_unix_socket_and_removes_both_socket_files),
         TEST(tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file),
+        TEST(tcp_pair_talks_over_a_link_local_ipv6_address_on_a_long_interface_name),
         PER_SERVER(echoes_five_clients_in_turn),
         PER_SERVER(echoes_five_concurrent_clients_each_its_own_message),
         PER_SERVER(talks_over_ipv6),
