@@ -1154,3 +1154,13 @@ struct process *start_with_descriptors_filled(const char *const argv[]) {
     const char *const wrapper[] = {"bash", "-c", fill, "bash", NULL};
     return start_program(argv, &(struct run_options){.wrapper = wrapper});
 }
+
+/* ====================================================================================== */
+/* ---- strace on one file: what the program finds there ---- */
+
+struct process *start_with_injection_on(const char *const argv[], const char *path,
+                                        const char *inject) {
+    const char *const wrapper[] = {"strace", "-D", "-o", "/dev/null", "-E", without_leak_checks(),
+                                   "-P",     path, "-e", inject,      NULL};
+    return start_program(argv, &(struct run_options){.wrapper = wrapper});
+}

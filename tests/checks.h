@@ -414,4 +414,13 @@ void need_open_files(rlim_t needed);
  * (NEED_TOOL) and need_open_files(2 * FD_SETSIZE). */
 struct process *start_with_descriptors_filled(const char *const argv[]);
 
+/* ---- strace on one file: what the program finds there ---- */
+
+/* Start a program under strace, which makes the calls on path (and only those: -P) fail as
+ * inject says: "inject=%%stat:error=ENOENT", and it finds nothing at path whatever is there.
+ * Without valgrind (strace takes its place), and without leak checks (as under
+ * expect_same_conversation). Needs strace (NEED_TOOL). */
+struct process *start_with_injection_on(const char *const argv[], const char *path,
+                                        const char *inject);
+
 #endif
