@@ -142,7 +142,7 @@ struct options parse_options(int argc, char **argv, const struct command_line *c
         usage_error("-u PATH takes no -4 or -6");
     if (options.path != NULL && options.path[0] == '\0')
         usage_error("-u needs a path (an empty one is no file)");
-    if (options.host[0] == '\0')
+    if (options.host != NULL && options.host[0] == '\0')
         usage_error("-H needs a host");
     if (options.message != NULL && strcmp(options.message, "-") == 0 &&
         (fcntl(STDIN_FILENO, F_GETFL) & O_ACCMODE) == O_WRONLY)
