@@ -80,9 +80,11 @@ lint:
 	clang-format --dry-run --Werror examples/*.[ch] examples/hardened/*.[ch] tests/*.[ch]
 	sh tests/render_mermaid.sh $(BUILD)/mermaid README.md docs/*.md
 
-# Build the programs with gcc, clang and musl into build/portable/CC: C11 and POSIX only.
+# Build the programs with gcc, clang and musl into build/portable/CC: C11 and POSIX only; and
+# no name outside POSIX.1-2008 (or missing on macOS) but behind an #if (tests/posix_names.sh).
 portable:
 	@$(call need,gcc:gcc clang:clang musl-gcc:musl-tools)
+	sh tests/posix_names.sh $(filter-out %/epoll_server.c,$(SOURCES)) examples/*.h examples/hardened/*.h
 	for cc in $(PORTABLE); do $(MAKE) --no-print-directory CC=$$cc BIN=$(BUILD)/portable/$$cc \
 	    CFLAGS="-O2 -pedantic-errors -D_POSIX_C_SOURCE=200809L" all || exit 1; done
 

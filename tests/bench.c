@@ -145,7 +145,8 @@ static struct process *start_server(const char *server, int count, const char *t
         process = start_command(ARGV(formatted("%s/%s", build_dir, BASELINE), "0"), NULL);
     else
         process = start_program(
-            ARGV(server, "-e", "-n", formatted("%d", count), "-p", "0", "-t", "0"),
+            ARGV(server, "-e", "-m", "Hello!\n", "-n", formatted("%d", count), "-p", "0", "-t",
+                 "0"), /* -m: echo_load waits for a greeting, which -e alone does not send */
             &(struct run_options){.discard_output = true, .wrapper = timed(time_file)});
     *port = wait_for_ready_line(process, READY_TIMEOUT_MS);
     if (*port > 0)

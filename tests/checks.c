@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -1132,4 +1133,34 @@ void expect_same_conversation(const struct conversation *talk, enum injection in
     assert_stderr(faulty.server, ready_line(talk->server[0], faulty.port));
     if (injection != EINTR_IN_STDIN_READS || talk->server_input != NULL)
         assert_interrupted(faulty.server, plain.server_log, faulty.server_log, injection);
+}
+
+/* ====================================================================================== */
+/* ---- many descriptors open: what a careless parent leaves to the program it starts ---- */
+
+void need_open_files(rlim_t needed) {
+    if (allow_open_files(needed))
+        return;
+    print_message("cannot raise RLIMIT_NOFILE to %lu here (try ulimit -n %lu first; valgrind "
+                  "refuses to raise it): test skipped\n",
+                  (unsigned long)needed, (unsigned long)needed);
+    skip();
+}
+
+struct process *start_with_descriptors_filled(const char *const argv[]) {
+    const char *fill = formatted("for ((fd = 3; fd < %d; fd++)); do eval \"exec $fd</dev/null\"; "
+                                 "done; exec \"$@\"",
+                                 FD_SETSIZE);
+    const char *const wrapper[] = {"bash", "-c", fill, "bash", NULL};
+    return start_program(argv, &(struct run_options){.wrapper = wrapper});
+}
+
+/* ====================================================================================== */
+/* ---- strace on one file: what the program finds there ---- */
+
+struct process *start_with_injection_on(const char *const argv[], const char *path,
+                                        const char *inject) {
+    const char *const wrapper[] = {"strace", "-D", "-o", "/dev/null", "-E", without_leak_checks(),
+                                   "-P",     path, "-e", inject,      NULL};
+    return start_program(argv, &(struct run_options){.wrapper = wrapper});
 }

@@ -32,9 +32,9 @@ enum {
 #define TCP_CLIENT_LINES "Client connected!\nReceived from server: Hello!\nreply sent!\n"
 /* The event servers greet with "Hello!\n": tcp_client prints it, then ends the line. */
 #define EVENT_CLIENT_LINES "Client connected!\nReceived from server: Hello!\n\nreply sent!\n"
-/* tcp_client -e against an echo server: the greeting comes back after its reply. */
-#define ECHO_CLIENT_LINES \
-    "Client connected!\nreply sent!\nReceived from server: Hello!\nThanks! Bye.\n"
+/* tcp_client -e against an echo server (-e, no greeting): its reply comes back, and only that;
+ * "reply sent!" once all of it is sent and all of the echo received. */
+#define ECHO_CLIENT_LINES "Client connected!\nReceived from server: Thanks! Bye.\nreply sent!\n"
 /* An event server's lines for one client of the tutorial's (it sends one piece, then goes). */
 #define ONE_EVENT_CLIENT "accepting new socket\nsocket sent data\nsocket disconnected\n"
 
@@ -400,5 +400,27 @@ struct conversation {
  * program must exit 0 and print the very same bytes both times, the server's stderr be its
  * ready line, and each must really have been interrupted. Needs strace (NEED_TOOL). */
 void expect_same_conversation(const struct conversation *talk, enum injection injection);
+
+/* ---- many descriptors open: what a careless parent leaves to the program it starts ---- */
+
+/* Skip the test unless this process and the programs it starts may open `needed` descriptors
+ * (allow_open_files; clean_up_peers puts the limit back). */
+void need_open_files(rlim_t needed);
+
+/* Start a program with every descriptor from 3 to FD_SETSIZE - 1 open (on /dev/null), as a
+ * careless parent might leave them: the first descriptor it makes is FD_SETSIZE. bash opens
+ * them, then becomes the program (exec), which inherits them. It runs without valgrind: the
+ * wrapper takes valgrind's place (the other tests run it under valgrind). Needs bash
+ * (NEED_TOOL) and need_open_files(2 * FD_SETSIZE). */
+struct process *start_with_descriptors_filled(const char *const argv[]);
+
+/* ---- strace on one file: what the program finds there ---- */
+
+/* Start a program under strace, which makes the calls on path (and only those: -P) fail as
+ * inject says: "inject=%%stat:error=ENOENT", and it finds nothing at path whatever is there.
+ * Without valgrind (strace takes its place), and without leak checks (as under
+ * expect_same_conversation). Needs strace (NEED_TOOL). */
+struct process *start_with_injection_on(const char *const argv[], const char *path,
+                                        const char *inject);
 
 #endif

@@ -2,14 +2,14 @@
 /* test_network.c: the hardened programs (examples/hardened/) against a network and peers that
  * misbehave. strace interrupts every blocking call (EINTR); a proxy cuts the stream into
  * one-byte or coalesced pieces; a fake peer resets, closes or falls silent in the middle of a
- * conversation, cannot take a reply, or answers in another's place; datagrams come longer
- * than the buffer, or empty; and the bytes that come are meant for the learner's terminal
- * (escape sequences, a bell, NUL). Each test checks exact output and exit status against the
- * program contract, and that the program serves everyone else meanwhile. Fake peers live in
- * this process or in a forked child, on loopback ports the kernel picks or in the temporary
- * directory, and every wait has a deadline. Run from the repository root: build/test_network
- * (BIN_DIR=dir picks other binaries). The strace tests are skipped without strace (failed
- * under REQUIRE_TOOLS=1). */
+ * conversation, cannot take a reply, sends and goes without reading the greeting, or answers
+ * in another's place; datagrams come longer than the buffer, or empty; and the bytes that come
+ * are meant for the learner's terminal (escape sequences, a bell, NUL). Each test checks exact
+ * output and exit status against the program contract, and that the program serves everyone
+ * else meanwhile. Fake peers live in this process or in a forked child, on loopback ports the
+ * kernel picks or in the temporary directory, and every wait has a deadline. Run from the
+ * repository root: build/test_network (BIN_DIR=dir picks other binaries). The strace tests are
+ * skipped without strace (failed under REQUIRE_TOOLS=1). */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,8 +170,7 @@ static void select_server_echoes_through_a_proxy(enum proxy_mode mode) {
         assert_exit(everyone[i], 0);
         assert_stdout(
             everyone[i],
-            formatted("Client connected!\nreply sent!\nReceived from server: Hello!\n%s\n",
-                      messages[i]));
+            formatted("Client connected!\nReceived from server: %s\nreply sent!\n", messages[i]));
         assert_stderr(everyone[i], "");
     }
     assert_exit(server, 0);
@@ -277,7 +276,8 @@ static void tcp_client_reports_a_server_that_closes_while_it_sends_64_mib(void *
 
 /* tcp_server -m - sends a 64 MiB greeting to a fake client that reads a little, then resets;
  * with hung_up, the client has first shut down its own side (so the reset finds the server's
- * socket half closed: the errno is then EPIPE on Linux, which raises SIGPIPE if not ignored). */
+ * socket half closed: the errno is then EPIPE on Linux, which raises SIGPIPE if not ignored).
+ * The server then prints what the client sent (nothing), and reports the failed send. */
 static void tcp_server_sending_to_a_client_that_resets(bool hung_up) {
     const char *payload = zero_file("payload", BIG_PAYLOAD_SIZE);
     struct process *server = start_program(ARGV("tcp_server", "-m", "-", "-p", "0"),
@@ -290,7 +290,7 @@ static void tcp_server_sending_to_a_client_that_resets(bool hung_up) {
     reset_connection(client);
 
     assert_exit(server, 1);
-    assert_stdout(server, "");
+    assert_stdout(server, "Got from client: \n");
     const char *ready = formatted("tcp_server: ready on 127.0.0.1 port %s\n", port);
     assert_stderr_one_of(server, ready, SEND_BROKEN_PIPE("tcp_server"), SEND_RESET("tcp_server"));
 }
@@ -365,12 +365,13 @@ static void select_server_reports_a_client_that_resets_and_keeps_serving_others(
     (void)state;
     struct process *server = start_program(ARGV("select_server", "-e", "-n", "2", "-p", "0"), NULL);
     const char *port = ready_port(server);
+    /* The rude client gets the echo of a byte (the server has read it and waits for more),
+     * then resets the connection. */
     int rude = connect_to_loopback(atoi(port));
-    char greeting[sizeof "Hello!\n"] = "";
-    assert_int_equal(
-        receive_within(rude, greeting, strlen("Hello!\n"), now_ms() + FINISH_TIMEOUT_MS),
-        strlen("Hello!\n"));
-    assert_string_equal(greeting, "Hello!\n");
+    send_text(rude, "x", now_ms() + FINISH_TIMEOUT_MS);
+    char echo[2] = "";
+    assert_int_equal(receive_within(rude, echo, 1, now_ms() + FINISH_TIMEOUT_MS), 1);
+    assert_string_equal(echo, "x");
     reset_connection(rude);
     assert_true(wait_for_output(server, "socket disconnected\n", FINISH_TIMEOUT_MS));
     struct process *client = start_program(ARGV("tcp_client", "-e", "-p", port), NULL);
@@ -378,8 +379,8 @@ static void select_server_reports_a_client_that_resets_and_keeps_serving_others(
     assert_exit(client, 0);
     assert_stdout(client, ECHO_CLIENT_LINES);
     assert_exit(server, 0);
-    assert_stdout(server,
-                  "listening\naccepting new socket\nsocket disconnected\n" ONE_EVENT_CLIENT);
+    assert_stdout(server, "listening\naccepting new socket\nsocket sent data\nsocket "
+                          "disconnected\n" ONE_EVENT_CLIENT);
     assert_stderr(server, formatted("select_server: ready on 127.0.0.1 port %s\n"
                                     "select_server: recv: Connection reset by peer\n",
                                     port));
@@ -468,6 +469,43 @@ static void tcp_server_with_t_drops_a_client_that_sends_nothing_and_serves_the_n
     /* It was dropped with a reset: what it sends now fails (EPIPE once the end had come). */
     assert_int_equal(send(idle, "late", strlen("late"), MSG_NOSIGNAL), -1);
     assert_true(errno == EPIPE || errno == ECONNRESET);
+}
+
+/* A UNIX client connected to the server at path (tracked). */
+static int connect_to_path(const char *path) {
+    int sock = unix_socket(SOCK_STREAM, NULL);
+    struct sockaddr_un address = unix_address(path);
+    assert_int_equal(connect(sock, (struct sockaddr *)&address, sizeof address), 0);
+    return sock;
+}
+
+static void
+tcp_server_prints_what_a_send_only_client_sent_then_reports_the_failed_greeting(void **state) {
+    (void)state;
+    const char *path = temp_path("server.sock");
+    struct process *server = start_program(ARGV("tcp_server", "-u", path, "-n", "2"), NULL);
+    assert_int_equal(wait_for_ready_line(server, READY_TIMEOUT_MS), 0);
+    long long deadline = now_ms() + slow(FINISH_TIMEOUT_MS);
+
+    /* The first client holds the server, which serves one at a time: it has the greeting and
+     * its end, and the server waits for its reply. */
+    int first = connect_to_path(path);
+    char received[GREETING_ROOM] = "";
+    assert_int_equal(receive_within(first, received, sizeof received - 1, deadline),
+                     strlen("Hello!"));
+    /* Meanwhile a client as TLPI's us_xfr_cl: it connects, sends and closes without reading.
+     * It waits in the queue, and is gone when the server gets to it: the greeting cannot
+     * reach it, but what it sent is there. */
+    int sender = connect_to_path(path);
+    send_text(sender, "sent, then gone", deadline);
+    close_tracked(sender);
+    send_text(first, "first reply", deadline);
+    close_tracked(first);
+
+    assert_exit(server, 1); /* a client failed */
+    assert_stdout(server, "Got from client: first reply\nGot from client: sent, then gone\n");
+    assert_stderr_one_of(server, formatted("tcp_server: ready on %s\n", path),
+                         SEND_BROKEN_PIPE("tcp_server"), SEND_RESET("tcp_server"));
 }
 
 /* ====================================================================================== */
@@ -756,12 +794,10 @@ static void tcp_client_in_echo_mode_shows_hostile_bytes_as_hex_on_a_terminal(voi
 
     struct process *on_terminal = echo_client_receiving(payload, true);
     assert_stdout(on_terminal,
-                  "Client connected!\nreply sent!\nReceived from server: Hello!\n" HOSTILE_SHOWN
-                  "\n");
+                  "Client connected!\nReceived from server: " HOSTILE_SHOWN "\nreply sent!\n");
     struct process *into_pipe = echo_client_receiving(payload, false);
-    assert_stdout_around(into_pipe,
-                         "Client connected!\nreply sent!\nReceived from server: Hello!\n", HOSTILE,
-                         HOSTILE_LENGTH, "\n");
+    assert_stdout_around(into_pipe, "Client connected!\nReceived from server: ", HOSTILE,
+                         HOSTILE_LENGTH, "\nreply sent!\n");
 }
 
 static void
@@ -770,9 +806,9 @@ select_client_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe(void 
     const char *payload = file_with("hostile", HOSTILE, HOSTILE_LENGTH);
 
     struct process *on_terminal = select_client_receiving(payload, true);
-    assert_stdout(on_terminal, "Hello!\n" HOSTILE_SHOWN);
+    assert_stdout(on_terminal, HOSTILE_SHOWN);
     struct process *into_pipe = select_client_receiving(payload, false);
-    assert_stdout_around(into_pipe, "Hello!\n", HOSTILE, HOSTILE_LENGTH, "");
+    assert_stdout_around(into_pipe, "", HOSTILE, HOSTILE_LENGTH, "");
 }
 
 static void tcp_server_shows_hostile_bytes_as_hex_on_a_terminal_and_raw_into_a_pipe(void **state) {
@@ -837,7 +873,7 @@ static void every_byte_outside_printable_ascii_shows_as_hex_on_a_terminal(void *
                   formatted("Waiting for data...\nReceived: %s\n", bytes_shown));
     assert_stdout(udp_sender_receiving(payload, true),
                   formatted("Sending data...\nGot response: %s\n", bytes_shown));
-    assert_stdout(select_client_receiving(payload, true), formatted("Hello!\n%s", bytes_shown));
+    assert_stdout(select_client_receiving(payload, true), bytes_shown);
 }
 
 int main(void) {
@@ -868,6 +904,7 @@ int main(void) {
         TEST(tcp_server_serving_forever_goes_on_after_clients_that_reset),
         TEST(tcp_server_serves_count_clients_and_exits_1_when_one_of_them_failed),
         TEST(tcp_server_with_t_drops_a_client_that_sends_nothing_and_serves_the_next),
+        TEST(tcp_server_prints_what_a_send_only_client_sent_then_reports_the_failed_greeting),
         TEST(udp_receiver_skips_replies_it_cannot_deliver_and_goes_on),
         TEST(udp_sender_ignores_a_datagram_from_anyone_but_the_receiver),
         TEST(udp_receiver_prints_the_first_1024_bytes_of_a_longer_datagram_and_says_so),

@@ -180,7 +180,7 @@ static void a_numeric_ipv6_address_needs_no_6(void **state) {
     client = start_program(ARGV("select_client", "-H", "::1", "-p", port),
                            &(struct run_options){.input = "over IPv6\n"});
     assert_exit(client, 0);
-    assert_stdout(client, "Hello!\nover IPv6\n");
+    assert_stdout(client, "over IPv6\n");
     assert_exit(server, 0);
     assert_stderr(server, formatted("select_server: ready on ::1 port %s\n", port));
 }
@@ -218,9 +218,52 @@ static void tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file(void *
     assert_false(file_exists(path));
 }
 
+/* A link-local IPv6 address names its interface: "fe80::1%eth0". The longest, an address of
+ * 39 characters on an interface whose name has 15, does not fit INET6_ADDRSTRLEN, and
+ * getnameinfo would fail. Such an interface is made in a network namespace of its own, with
+ * only its loopback, renamed: the server starts there, and the client joins it. */
+#define LONG_INTERFACE "loopback-name15"
+#define LONGEST_LINK_LOCAL "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+
+static void tcp_pair_talks_over_a_link_local_ipv6_address_on_a_long_interface_name(void **state) {
+    (void)state;
+    NEED_TOOL("unshare", "util-linux");
+    NEED_TOOL("nsenter", "util-linux");
+    NEED_TOOL("ip", "iproute2");
+    struct process *allowed = start_command(ARGV("unshare", "-n", "true"), NULL);
+    if (finish(allowed, slow(FINISH_TIMEOUT_MS)) != 0) {
+        print_message("no network namespace here (unshare -n needs CAP_SYS_ADMIN): %s",
+                      allowed->err.data ? allowed->err.data : "\n");
+        skip();
+    }
+    const char *address = LONGEST_LINK_LOCAL "%" LONG_INTERFACE;
+    const char *const in_a_namespace[] = {
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        "ip link set lo name " LONG_INTERFACE " && ip link set " LONG_INTERFACE " up && "
+        "ip -6 addr add " LONGEST_LINK_LOCAL "/128 dev " LONG_INTERFACE " nodad && "
+        "exec \"$0\" \"$@\"",
+        NULL};
+    struct process *server = start_program(ARGV("tcp_server", "-6", "-H", address, "-p", "0"),
+                                           &(struct run_options){.wrapper = in_a_namespace});
+    const char *port = ready_port(server);
+    assert_stderr(server, formatted("tcp_server: ready on %s port %s\n", address, port));
+    const char *const in_its_namespace[] = {"nsenter", "-t", formatted("%d", (int)server->pid),
+                                            "-n", NULL};
+    struct process *client = start_program(ARGV("tcp_client", "-6", "-H", address, "-p", port),
+                                           &(struct run_options){.wrapper = in_its_namespace});
+
+    assert_exit(client, 0);
+    assert_stdout(client, TCP_CLIENT_LINES);
+    assert_exit(server, 0);
+    assert_stdout(server, "Got from client: Thanks! Bye.\n");
+}
+
 /* ---- the event servers: select_server's contract, kept by poll_server and epoll_server ---- */
 
-static void greets_and_echoes_five_clients_in_turn(void **state) {
+static void echoes_five_clients_in_turn(void **state) {
     const char *name = server_of(state);
     struct process *server = start_program(ARGV(name, "-e", "-p", "0"), NULL);
     const char *port = ready_port(server);
@@ -250,8 +293,8 @@ static void echoes_five_concurrent_clients_each_its_own_message(void **state) {
 
     for (int i = 1; i <= CLIENT_COUNT; i++) {
         assert_exit(everyone[i], 0);
-        assert_stdout(everyone[i], formatted("Client connected!\nreply sent!\nReceived from "
-                                             "server: Hello!\nmessage from client %d\n",
+        assert_stdout(everyone[i], formatted("Client connected!\nReceived from server: message "
+                                             "from client %d\nreply sent!\n",
                                              i));
     }
     assert_exit(server, 0);
@@ -345,7 +388,7 @@ static void gives_tcp_client_in_echo_mode_only_the_greeting_without_e(void **sta
         start_program(ARGV("tcp_client", "-e", "-m", "dropped", "-p", port), NULL);
 
     assert_exit(client, 0);
-    assert_stdout(client, "Client connected!\nreply sent!\nReceived from server: Hello!\n\n");
+    assert_stdout(client, EVENT_CLIENT_LINES);
     assert_stderr(client, "");
     assert_exit(server, 0);
     assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
@@ -366,10 +409,39 @@ static void echoes_every_byte_value_exactly_with_e(void **state) {
     char payload[256 * EVERY_BYTE_ROUNDS];
     for (size_t i = 0; i < sizeof payload; i++)
         payload[i] = (char)(i % 256);
-    assert_stdout_around(client, "Client connected!\nreply sent!\nReceived from server: Hello!\n",
-                         payload, sizeof payload, "\n");
+    assert_stdout_around(client, "Client connected!\nReceived from server: ", payload,
+                         sizeof payload, "\nreply sent!\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
+    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+}
+
+/* What UNP's tcpcli01, and every echo client like it, does: write a line, read the same line
+ * back, again; a greeting first would make each reply one line late. */
+static void sends_back_each_line_of_a_line_by_line_echo_client_and_nothing_else(void **state) {
+    const char *name = server_of(state);
+    const char *const lines[] = {"first line\n", "2nd\n", "and a third, longer line\n"};
+    struct process *server = start_program(ARGV(name, "-e", "-n", "1", "-t", "0", "-p", "0"), NULL);
+    const char *port = ready_port(server);
+    int sock = connect_to_loopback(atoi(port));
+    for (size_t i = 0; i < COUNT(lines); i++) {
+        size_t length = strlen(lines[i]);
+        char back[64];
+        send_text(sock, lines[i], now_ms() + slow(FINISH_TIMEOUT_MS));
+        ssize_t got = receive_within(sock, back, length, now_ms() + slow(FINISH_TIMEOUT_MS));
+        if (got != (ssize_t)length || memcmp(back, lines[i], length) != 0)
+            fail_msg("%s -e: line %zu sent was %s, line %zu back was %s", name, i + 1,
+                     shown(lines[i], length), i + 1, got < 0 ? "none" : shown(back, (size_t)got));
+    }
+    /* Our end: then only the server's end comes back, nothing more. */
+    assert_int_equal(shutdown(sock, SHUT_WR), 0);
+    char more[64];
+    assert_int_equal(receive_within(sock, more, sizeof more, now_ms() + slow(FINISH_TIMEOUT_MS)),
+                     0);
+
+    assert_exit(server, 0);
+    assert_stdout(server, "listening\naccepting new socket\nsocket sent data\nsocket sent data\n"
+                          "socket sent data\nsocket disconnected\n");
     assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
 }
 
@@ -390,19 +462,24 @@ static void greets_select_client_and_drops_its_input_without_e(void **state) {
     assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
 }
 
-static void greets_select_client_and_echoes_its_input_with_e(void **state) {
+static void echoes_select_client_s_input_with_e_and_greets_it_only_with_m(void **state) {
     const char *name = server_of(state);
-    struct process *server = start_program(ARGV(name, "-e", "-n", "1", "-p", "0"), NULL);
-    const char *port = ready_port(server);
-    struct process *client = start_program(ARGV("select_client", "-p", port),
-                                           &(struct run_options){.input = "typed line\n"});
+    const char *const *const servers[] = {ARGV(name, "-e", "-n", "1", "-p", "0"),
+                                          ARGV(name, "-e", "-m", "Hi!\n", "-n", "1", "-p", "0")};
+    const char *const echoes[] = {"typed line\n", "Hi!\ntyped line\n"};
+    for (size_t i = 0; i < COUNT(servers); i++) {
+        struct process *server = start_program(servers[i], NULL);
+        const char *port = ready_port(server);
+        struct process *client = start_program(ARGV("select_client", "-p", port),
+                                               &(struct run_options){.input = "typed line\n"});
 
-    assert_exit(client, 0);
-    assert_stdout(client, "Hello!\ntyped line\n");
-    assert_stderr(client, "");
-    assert_exit(server, 0);
-    assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
-    assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+        assert_exit(client, 0);
+        assert_stdout(client, echoes[i]);
+        assert_stderr(client, "");
+        assert_exit(server, 0);
+        assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
+        assert_stderr(server, formatted("%s: ready on 127.0.0.1 port %s\n", name, port));
+    }
 }
 
 static void goes_on_reading_select_client_after_ending_its_own_side(void **state) {
@@ -442,13 +519,13 @@ static void tcp_client_without_e_says_to_use_e_when_an_echo_server_stays_silent(
     const char *give_up = formatted("%d", GIVE_UP_S);
     struct process *client = start_program(ARGV("tcp_client", "-t", give_up, "-p", port), NULL);
 
-    /* The greeting comes, then silence: the echo server waits for our end, we for its end. */
+    /* Silence: the echo server waits for our message and its end, we for its end. */
     assert_true(wait_for_stderr(client, HINT, slow(HINT_MS + FINISH_TIMEOUT_MS)));
     long long hinted_after = now_ms() - started;
     assert_true(is_running(client)); /* it said so, and goes on waiting */
     assert_exit(client, 1);
     long long ended_after = now_ms() - started;
-    assert_stdout(client, "Client connected!\nReceived from server: Hello!\n\n");
+    assert_stdout(client, "Client connected!\nReceived from server: \n");
     assert_stderr(client, formatted(HINT "tcp_client: no data within %d s\n", GIVE_UP_S));
     if (hinted_after < HINT_MS || ended_after < GIVE_UP_S * 1000)
         fail_msg("tcp_client hinted after %lld ms (expected %d or more) and gave up after %lld ms "
@@ -471,20 +548,18 @@ static void select_client_prints_each_echo_while_its_input_goes_on(void **state)
     const char *port = ready_port(server);
     struct process *client =
         start_program(ARGV("select_client", "-p", port), &(struct run_options){.input_pipe = true});
-    assert_true(wait_for_output(client, "Hello!\n", slow(FINISH_TIMEOUT_MS)));
 
     /* Typed a line at a time: each echo shows before the next line is typed. */
     assert_true(send_input(client, "first line\n"));
-    assert_true(wait_for_output(client, "Hello!\nfirst line\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(wait_for_output(client, "first line\n", slow(FINISH_TIMEOUT_MS)));
     assert_true(send_input(client, "second "));
-    assert_true(wait_for_output(client, "Hello!\nfirst line\nsecond ", slow(FINISH_TIMEOUT_MS)));
+    assert_true(wait_for_output(client, "first line\nsecond ", slow(FINISH_TIMEOUT_MS)));
     assert_true(send_input(client, "line\n"));
-    assert_true(
-        wait_for_output(client, "Hello!\nfirst line\nsecond line\n", slow(FINISH_TIMEOUT_MS)));
+    assert_true(wait_for_output(client, "first line\nsecond line\n", slow(FINISH_TIMEOUT_MS)));
     close_input(client);
 
     assert_exit(client, 0);
-    assert_stdout(client, "Hello!\nfirst line\nsecond line\n");
+    assert_stdout(client, "first line\nsecond line\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
     assert_stdout(server, "listening\naccepting new socket\nsocket sent data\nsocket sent data\n"
@@ -518,8 +593,9 @@ static void select_client_goes_on_sending_to_tcp_server_after_its_greeting(void 
 static void select_clients_connected_at_once_each_get_their_own_echo(void **state) {
     (void)state;
     const char *count = formatted("%d", SELECT_CLIENTS);
+    /* A greeting (-m) tells each client that it is connected. */
     struct process *server =
-        start_program(ARGV("select_server", "-e", "-n", count, "-p", "0"), NULL);
+        start_program(ARGV("select_server", "-e", "-m", "Hello!\n", "-n", count, "-p", "0"), NULL);
     const char *port = ready_port(server);
     struct process *everyone[1 + SELECT_CLIENTS] = {server};
     for (int i = 1; i <= SELECT_CLIENTS; i++) {
@@ -559,7 +635,7 @@ static void select_client_talks_over_ipv6_and_over_a_unix_socket(void **state) {
     struct process *client = start_program(ARGV("select_client", "-6", "-p", port),
                                            &(struct run_options){.input = "over IPv6\n"});
     assert_exit(client, 0);
-    assert_stdout(client, "Hello!\nover IPv6\n");
+    assert_stdout(client, "over IPv6\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
     assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
@@ -569,7 +645,7 @@ static void select_client_talks_over_ipv6_and_over_a_unix_socket(void **state) {
     client = start_program(ARGV("select_client", "-u", path),
                            &(struct run_options){.input = "over a UNIX socket\n"});
     assert_exit(client, 0);
-    assert_stdout(client, "Hello!\nover a UNIX socket\n");
+    assert_stdout(client, "over a UNIX socket\n");
     assert_stderr(client, "");
     assert_exit(server, 0);
     assert_stdout(server, "listening\n" ONE_EVENT_CLIENT);
@@ -631,7 +707,7 @@ static void select_client_sends_16_mib_while_the_echo_comes_back(void **state) {
     assert_exit_within(client, 0, BIG_TIMEOUT_MS);
     assert_stderr(client, "");
     assert_exit(server, 0);
-    assert_file_holds(received, "Hello!\n", BOTH_WAYS_SIZE, sent, "");
+    assert_file_holds(received, "", BOTH_WAYS_SIZE, sent, "");
 }
 
 /* ---- the command line ---- */
@@ -644,6 +720,34 @@ static void every_program_prints_usage_on_stdout_for_h(void **state) {
         assert_stdout_starts_with(program, formatted("usage: %s", PROGRAMS[i]));
         assert_stderr(program, "");
     }
+}
+
+static void every_program_prints_the_usage_of_h_on_stdout_for_help(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(EVERY_PROGRAM); i++) {
+        if (!built(EVERY_PROGRAM[i]))
+            continue;
+        struct process *h = start_program(ARGV(EVERY_PROGRAM[i], "-h"), NULL);
+        assert_exit(h, 0);
+        struct process *help = start_program(ARGV(EVERY_PROGRAM[i], "--help"), NULL);
+        assert_exit(help, 0);
+        assert_stdout_starts_with(help, formatted("usage: %s", EVERY_PROGRAM[i]));
+        assert_stdout(help, h->out.data);
+        assert_stderr(help, "");
+    }
+}
+
+static void a_message_of_m_may_be_the_text_help(void **state) {
+    (void)state;
+    /* --help as the argument of -m is a message, as getopt reads it, not a request for help. */
+    struct process *receiver = start_program(ARGV("udp_receiver", "-m", "--help", "-p", "0"), NULL);
+    const char *port = ready_port(receiver);
+    struct process *sender = start_program(ARGV("udp_sender", "-m", "--help", "-p", port), NULL);
+
+    assert_exit(sender, 0);
+    assert_stdout(sender, "Sending data...\nGot response: --help\n");
+    assert_exit(receiver, 0);
+    assert_stdout(receiver, "Waiting for data...\nReceived: --help\n");
 }
 
 static void every_program_rejects_an_unknown_option(void **state) {
@@ -722,6 +826,38 @@ static void every_program_refuses_a_host_or_port_with_a_unix_path(void **state) 
     }
 }
 
+static void every_program_refuses_4_or_6_with_a_unix_path(void **state) {
+    (void)state;
+    /* Either order: the last would win, unsaid, and a server would listen on IP while it
+     * removes PATH at exit, another program's socket. That one stays. */
+    const char *path = temp_path("live.sock");
+    unix_socket(SOCK_STREAM, path);
+    for (size_t i = 0; i < COUNT(EVERY_PROGRAM); i++) {
+        if (!built(EVERY_PROGRAM[i]))
+            continue;
+        const char *message = formatted("%s: -u PATH takes no -4 or -6\n", EVERY_PROGRAM[i]);
+        assert_usage_error(ARGV(EVERY_PROGRAM[i], "-u", path, "-4"), message);
+        assert_usage_error(ARGV(EVERY_PROGRAM[i], "-6", "-u", path), message);
+        assert_usage_error(ARGV(EVERY_PROGRAM[i], "-4", "-u", path), message);
+        assert_usage_error(ARGV(EVERY_PROGRAM[i], "-u", path, "-6"), message);
+        assert_true(file_exists(path));
+    }
+}
+
+static void every_program_refuses_an_empty_unix_path_or_host(void **state) {
+    (void)state;
+    for (size_t i = 0; i < COUNT(EVERY_PROGRAM); i++) {
+        if (!built(EVERY_PROGRAM[i]))
+            continue;
+        const char *port = is_client(EVERY_PROGRAM[i]) ? "1" : "0";
+        assert_usage_error(
+            ARGV(EVERY_PROGRAM[i], "-u", ""),
+            formatted("%s: -u needs a path (an empty one is no file)\n", EVERY_PROGRAM[i]));
+        assert_usage_error(ARGV(EVERY_PROGRAM[i], "-H", "", "-p", port),
+                           formatted("%s: -H needs a host\n", EVERY_PROGRAM[i]));
+    }
+}
+
 static void every_program_rejects_a_unix_path_longer_than_sun_path(void **state) {
     (void)state;
     struct sockaddr_un unix_address;
@@ -775,6 +911,33 @@ static void tcp_server_reading_its_message_from_stdin_needs_n_1(void **state) {
     (void)state;
     assert_usage_error(ARGV("tcp_server", "-m", "-", "-n", "2"),
                        "tcp_server: -m - reads stdin once, so it needs -n 1\n");
+}
+
+static void programs_reject_an_m_text_longer_than_their_buffer_as_a_bad_command_line(void **state) {
+    (void)state;
+    /* A datagram holds 65507 bytes; an event server keeps its greeting in a client's pending
+     * output, PENDING_SIZE (4096) bytes. */
+    char *text = malloc(LARGEST_DATAGRAM + 2);
+    assert_non_null(text);
+    memset(text, 'x', LARGEST_DATAGRAM + 1);
+    text[LARGEST_DATAGRAM + 1] = '\0';
+    const char *datagram = formatted("%s", text);
+    text[4096 + 1] = '\0';
+    const char *greeting = formatted("%s", text);
+    free(text);
+    const char *const udp[] = {"udp_receiver", "udp_sender"};
+    for (size_t i = 0; i < COUNT(udp); i++)
+        assert_usage_error(ARGV(udp[i], "-m", datagram, "-p", "1"),
+                           formatted("%s: message too long for one datagram: at most %d bytes\n",
+                                     udp[i], LARGEST_DATAGRAM));
+    const char *const event_servers[] = {"select_server", "poll_server", "epoll_server"};
+    for (size_t i = 0; i < COUNT(event_servers); i++) {
+        if (!built(event_servers[i]))
+            continue;
+        assert_usage_error(
+            ARGV(event_servers[i], "-m", greeting, "-p", "0"),
+            formatted("%s: greeting too long: at most 4096 bytes\n", event_servers[i]));
+    }
 }
 
 static void every_program_refuses_a_numeric_address_of_the_other_family(void **state) {
@@ -923,7 +1086,8 @@ int main(void) {
         TEST(a_numeric_ipv6_address_needs_no_6),
         TEST(udp_pair_talks_over_a_unix_socket_and_removes_both_socket_files),
         TEST(tcp_pair_talks_over_a_unix_socket_and_removes_the_socket_file),
-        PER_SERVER(greets_and_echoes_five_clients_in_turn),
+        TEST(tcp_pair_talks_over_a_link_local_ipv6_address_on_a_long_interface_name),
+        PER_SERVER(echoes_five_clients_in_turn),
         PER_SERVER(echoes_five_concurrent_clients_each_its_own_message),
         PER_SERVER(talks_over_ipv6),
         PER_SERVER(talks_over_a_unix_socket_and_removes_the_socket_file),
@@ -933,8 +1097,9 @@ int main(void) {
         PER_SERVER(serves_five_plain_tcp_clients_at_once_as_in_the_tutorial),
         PER_SERVER(gives_tcp_client_in_echo_mode_only_the_greeting_without_e),
         PER_SERVER(echoes_every_byte_value_exactly_with_e),
+        PER_SERVER(sends_back_each_line_of_a_line_by_line_echo_client_and_nothing_else),
         PER_SERVER(greets_select_client_and_drops_its_input_without_e),
-        PER_SERVER(greets_select_client_and_echoes_its_input_with_e),
+        PER_SERVER(echoes_select_client_s_input_with_e_and_greets_it_only_with_m),
         PER_SERVER(goes_on_reading_select_client_after_ending_its_own_side),
         TEST(tcp_client_without_e_says_to_use_e_when_an_echo_server_stays_silent),
         TEST(select_client_prints_each_echo_while_its_input_goes_on),
@@ -945,6 +1110,8 @@ int main(void) {
         TEST(tcp_server_sends_64_mib_from_stdin_byte_for_byte),
         TEST(select_client_sends_16_mib_while_the_echo_comes_back),
         TEST(every_program_prints_usage_on_stdout_for_h),
+        TEST(every_program_prints_the_usage_of_h_on_stdout_for_help),
+        TEST(a_message_of_m_may_be_the_text_help),
         TEST(every_program_rejects_an_unknown_option),
         TEST(every_program_rejects_an_option_without_its_argument),
         TEST(every_program_rejects_a_port_that_is_not_0_to_65535),
@@ -953,9 +1120,12 @@ int main(void) {
         TEST(programs_with_t_reject_a_timeout_that_is_not_0_to_86400),
         TEST(every_program_rejects_an_extra_argument),
         TEST(every_program_refuses_a_host_or_port_with_a_unix_path),
+        TEST(every_program_refuses_4_or_6_with_a_unix_path),
+        TEST(every_program_refuses_an_empty_unix_path_or_host),
         TEST(every_program_rejects_a_unix_path_longer_than_sun_path),
         TEST(udp_sender_keeps_room_in_sun_path_for_the_pid_it_adds_to_its_own_socket),
         TEST(tcp_server_reading_its_message_from_stdin_needs_n_1),
+        TEST(programs_reject_an_m_text_longer_than_their_buffer_as_a_bad_command_line),
         TEST(every_program_refuses_a_numeric_address_of_the_other_family),
         TEST(every_program_reports_a_host_that_does_not_resolve),
         TEST(every_server_reports_an_address_already_in_use),

@@ -6,7 +6,9 @@
  * The hardened programs (examples/hardened/): what several need is written once, in
  * plumbing.c: no function is defined in two files; each program within 350 lines; the three
  * event servers differ in little more than the event API. In both tiers main comes within
- * the first screen of each program.
+ * the first screen of each program, signal handlers are installed with sigaction (never
+ * signal(), whose semantics vary), and no name outside POSIX.1-2008 is used but behind an #if
+ * (tests/posix_names.sh, which `make portable` runs).
  * Run from the repository root: build/test_sources. */
 #include <setjmp.h> /* cmocka.h needs these four first */
 #include <stdarg.h>
@@ -21,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 enum {
     MAIN_BY_LINE = 60,    /* main starts at this line of a program or before */
@@ -369,6 +373,176 @@ static void the_three_event_servers_differ_in_little_more_than_the_event_api(voi
     assert_true(select_to_poll > 0 && poll_to_epoll > 0); /* diff ran, and saw the event APIs */
 }
 
+/* ---- signal handlers: sigaction only ---- */
+
+/* The text with its comments, strings and character constants blanked out: what is code. */
+static char *code_only(const char *text) {
+    char *code = strdup(text);
+    assert_non_null(code);
+    for (char *at = code; *at != '\0'; at++) {
+        char *end = NULL;
+        if (at[0] == '/' && at[1] == '*') {
+            end = strstr(at + 2, "*/");
+            end = end ? end + 2 : at + strlen(at);
+        } else if (at[0] == '/' && at[1] == '/')
+            end = at + strcspn(at, "\n");
+        else if (*at == '"' || *at == '\'') {
+            end = at + 1;
+            while (*end != '\0' && *end != *at)
+                end += end[0] == '\\' && end[1] != '\0' ? 2 : 1;
+            end += *end != '\0';
+        }
+        if (end == NULL)
+            continue;
+        for (char *blank = at; blank < end; blank++)
+            *blank = *blank == '\n' ? '\n' : ' ';
+        at = end - 1;
+    }
+    return code;
+}
+
+/* How many calls of signal() the text makes (named, with their lines, unless quiet): signal's
+ * restart and reset behaviour is the implementation's (glibc under _POSIX_C_SOURCE gives the
+ * System V one: reset to the default, no restart), sigaction's is what its flags say. */
+static int count_signal_calls(const char *file, const char *text, bool quiet) {
+    char *code = code_only(text);
+    int calls = 0;
+    for (const char *at = strstr(code, "signal"); at; at = strstr(at + 1, "signal")) {
+        const char *after = at + strlen("signal");
+        while (*after == ' ' || *after == '\t')
+            after++;
+        if (*after != '(' || (at > code && (isalnum((unsigned char)at[-1]) || at[-1] == '_')))
+            continue; /* another name (stop_on_signal), or no call */
+        if (!quiet)
+            print_error("%s:%d: calls signal(): install the handler with sigaction\n", file,
+                        line_of(code, (size_t)(at - code)));
+        calls++;
+    }
+    free(code);
+    return calls;
+}
+
+static void no_program_installs_a_signal_handler_with_signal(void **state) {
+    (void)state;
+    const char *const patterns[] = {"examples/*.[ch]", "examples/hardened/*.[ch]"};
+    int calls = 0;
+    size_t files = 0;
+    for (size_t p = 0; p < sizeof patterns / sizeof patterns[0]; p++) {
+        glob_t found;
+        assert_int_equal(glob(patterns[p], 0, NULL, &found), 0);
+        for (size_t i = 0; i < found.gl_pathc; i++, files++) {
+            char *text = read_file(found.gl_pathv[i]);
+            calls += count_signal_calls(found.gl_pathv[i], text, false);
+            free(text);
+        }
+        globfree(&found);
+    }
+    assert_true(files >= 12); /* the two tiers' programs and headers were read */
+    assert_int_equal(calls, 0);
+}
+
+/* The check above must notice a call, and only a call: not a name that ends in signal, nor
+ * one in a comment or a string. */
+static void a_call_of_signal_fails_and_its_name_elsewhere_does_not(void **state) {
+    (void)state;
+    assert_int_equal(
+        count_signal_calls("a.c",
+                           "#include <signal.h>\nint main(void) {\n"
+                           "    signal(SIGINT, SIG_IGN);\n    signal (SIGTERM, h);\n}\n",
+                           true),
+        2);
+    assert_int_equal(count_signal_calls("b.c",
+                                        "void stop_on_signal(void); /* not signal(7) */\n"
+                                        "int main(void) {\n    stop_on_signal();\n"
+                                        "    puts(\"signal(SIGINT, h)\");\n"
+                                        "    return sigaction(SIGINT, &action, NULL);\n}\n",
+                                        true),
+                     0);
+}
+
+/* ---- only POSIX.1-2008 names outside #if blocks: tests/posix_names.sh ---- */
+
+/* Run tests/posix_names.sh on the files (a space-separated list); its exit status, and what
+ * it printed in output (size bytes at most). */
+static int check_posix_names(const char *files, char *output, size_t size) {
+    char command[8192];
+    int length = snprintf(command, sizeof command, "sh tests/posix_names.sh %s 2>&1", files);
+    assert_true(length > 0 && (size_t)length < sizeof command);
+    FILE *check = popen(command, "r");
+    assert_non_null(check);
+    size_t used = fread(output, 1, size - 1, check);
+    output[used] = '\0';
+    int status = pclose(check);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+/* A file of C in /tmp for the check, its path in path (PATH_SIZE bytes). */
+enum { PATH_SIZE = 64 };
+static void write_c_file(char path[PATH_SIZE], const char *text) {
+    snprintf(path, PATH_SIZE, "/tmp/posix-names-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd != -1);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static void every_program_uses_only_posix_names_outside_if_blocks(void **state) {
+    (void)state;
+    /* As make portable runs it: every program and header, but epoll_server.c (Linux only). */
+    const char *const patterns[] = {"examples/*.c", "examples/hardened/*.c", "examples/*.h",
+                                    "examples/hardened/*.h"};
+    char files[4096] = "";
+    for (size_t p = 0; p < sizeof patterns / sizeof patterns[0]; p++) {
+        glob_t found;
+        assert_int_equal(glob(patterns[p], 0, NULL, &found), 0);
+        for (size_t i = 0; i < found.gl_pathc; i++) {
+            if (strstr(found.gl_pathv[i], "epoll_server.c") != NULL)
+                continue;
+            assert_true(strlen(files) + strlen(found.gl_pathv[i]) + 2 < sizeof files);
+            strcat(files, found.gl_pathv[i]);
+            strcat(files, " ");
+        }
+        globfree(&found);
+    }
+    char output[4096];
+    int status = check_posix_names(files, output, sizeof output);
+    if (status != 0)
+        fail_msg("tests/posix_names.sh failed (exit %d):\n%s", status, output);
+    assert_string_equal(output, "POSIX names: every program uses only names of POSIX.1-2008 "
+                                "outside #if blocks\n");
+}
+
+/* The check must notice MSG_DONTWAIT in code, as udp_receiver.c had it before issue 21, and
+ * let it be in a comment, a string, or an #if block that chooses per system. */
+static void a_name_outside_posix_fails_the_check_unless_behind_an_if(void **state) {
+    (void)state;
+    char path[PATH_SIZE];
+    write_c_file(path, "/* MSG_DONTWAIT (Linux, the BSDs, macOS) makes it fail at once */\n"
+                       "static void reply(void) {\n"
+                       "    RETRY_ON_EINTR(bytes_sent, sendto(sock, reply, reply_length, "
+                       "MSG_DONTWAIT,\n"
+                       "                                      (struct sockaddr *)&sender, "
+                       "length));\n}\n");
+    char output[4096];
+    int status = check_posix_names(path, output, sizeof output);
+    char expected[256];
+    snprintf(expected, sizeof expected,
+             "%s:3: MSG_DONTWAIT outside an #if block: non-blocking for one call: Linux and the "
+             "BSDs, not POSIX.1-2008 (use O_NONBLOCK)\n",
+             path);
+    unlink(path);
+    assert_int_equal(status, 1);
+    assert_string_equal(output, expected);
+
+    write_c_file(path, "#ifdef MSG_NOSIGNAL\n    flags = MSG_NOSIGNAL;\n#else\n"
+                       "    flags = 0; /* MSG_NOSIGNAL is missing on macOS */\n#endif\n"
+                       "puts(\"no MSG_DONTWAIT here\");\n");
+    status = check_posix_names(path, output, sizeof output);
+    unlink(path);
+    assert_int_equal(status, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(each_tutorial_sized_program_stays_within_its_ceiling),
@@ -380,6 +554,10 @@ int main(void) {
         cmocka_unit_test(the_three_event_servers_differ_in_little_more_than_the_event_api),
         cmocka_unit_test(main_starts_within_the_first_screen_of_every_program),
         cmocka_unit_test(the_shared_header_stays_small),
+        cmocka_unit_test(no_program_installs_a_signal_handler_with_signal),
+        cmocka_unit_test(a_call_of_signal_fails_and_its_name_elsewhere_does_not),
+        cmocka_unit_test(every_program_uses_only_posix_names_outside_if_blocks),
+        cmocka_unit_test(a_name_outside_posix_fails_the_check_unless_behind_an_if),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,14 +1,15 @@
 #define _POSIX_C_SOURCE 200809L
 
 /* test_units.c: unit tests of the hardened tier's code, compiled in and called directly:
- * examples/hardened/plumbing.c (RETRY_ON_EINTR, SIGPIPE, die, fail and usage_error,
- * read_whole) and the stream loops of examples/hardened/tcp_client.c (the send loop and the
- * receive loop written out in its main, -m - a piece at a time, connect_retry). tcp_client's
- * main is renamed tcp_client_main and runs in a child process against a peer socket this
- * process holds on loopback: with signals that interrupt its calls, a send that takes only
- * part of what it is given, a peer that has gone. Each test builds the situation a helper
- * exists for with real sockets, pipes, signals and processes. Nothing waits without a time
- * limit, so a bug fails a test rather than hanging it. Run: build/test_units */
+ * examples/hardened/plumbing.c (RETRY_ON_EINTR, SIGPIPE, die, fail and usage_error, read_whole,
+ * the connection aborted at exit unless closed) and the stream loops of
+ * examples/hardened/tcp_client.c (the send loop and the receive loop written out in its main,
+ * -m - a piece at a time, connect_retry). tcp_client's main is renamed tcp_client_main and runs
+ * in a child process against a peer socket this process holds on loopback: with signals that
+ * interrupt its calls, a send that takes only part of what it is given, a peer that has gone.
+ * Each test builds the situation a helper exists for with real sockets, pipes, signals and
+ * processes. Nothing waits without a time limit, so a bug fails a test rather than hanging it.
+ * Run: build/test_units */
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -642,6 +643,70 @@ static void read_whole_returns_zero_for_empty_input(void **state) {
     assert_int_equal(result, 0);
 }
 
+/* 10. track_connection: a connection still open at exit is aborted, a closed one is not, even
+ * when a new socket has taken its number. */
+
+/* How the peer sees the end of its connection: "the end of the stream" (FIN), or the error
+ * (a reset: "Connection reset by peer"). */
+static const char *how_it_ended(int peer) {
+    if (!wait_for_socket(peer, POLLIN, now_ms() + TIME_LIMIT_MS))
+        return "nothing within the time limit";
+    char byte;
+    ssize_t result = recv(peer, &byte, 1, 0);
+    return result == 0 ? "the end of the stream" : result == -1 ? strerror(errno) : "a byte";
+}
+
+/* In a child: a new TCP connection to 127.0.0.1:port, or exit 1. */
+static int connect_or_exit(int port) {
+    struct sockaddr_in address = loopback(port);
+    int sock = socket(AF_INET, SOCK_STREAM, 0);
+    if (sock == -1 || connect(sock, (struct sockaddr *)&address, sizeof address) == -1)
+        die("connect");
+    return sock;
+}
+
+static void a_watched_connection_still_open_at_exit_is_aborted(void **state) {
+    (void)state;
+    int port;
+    int listener = listen_on_loopback(&port);
+    struct child child;
+    if (start_child(&child, false) == 0) {
+        track_connection(connect_or_exit(port));
+        exit(1); /* as die does, in the middle of a message */
+    }
+    int peer = accept_peer(listener);
+    finish_child(&child);
+
+    assert_string_equal(child.ending, "exit 1");
+    assert_string_equal(how_it_ended(peer), strerror(ECONNRESET));
+}
+
+static void a_closed_connection_is_not_aborted_at_exit_when_its_number_is_reused(void **state) {
+    (void)state;
+    int port;
+    int listener = listen_on_loopback(&port);
+    struct child child;
+    if (start_child(&child, false) == 0) {
+        int first = connect_or_exit(port);
+        track_connection(first);
+        close_connection(first);
+        /* The lowest free number is the one just closed: a new socket gets it. */
+        int second = connect_or_exit(port);
+        fprintf(stderr, "%s\n",
+                second == first ? "the second connection has the first's number"
+                                : "the second connection has a number of its own");
+        exit(0); /* the second is still open: exit closes it, the normal way */
+    }
+    int first_peer = accept_peer(listener);
+    int second_peer = accept_peer(listener);
+    finish_child(&child);
+
+    assert_string_equal(child.output, "the second connection has the first's number\n");
+    assert_string_equal(child.ending, "exit 0");
+    assert_string_equal(how_it_ended(first_peer), "the end of the stream");
+    assert_string_equal(how_it_ended(second_peer), "the end of the stream");
+}
+
 int main(void) {
     program_name = "test";
 
@@ -671,6 +736,8 @@ int main(void) {
         TEST(read_whole_returns_the_size_of_input_shorter_than_the_buffer),
         TEST(read_whole_fails_with_emsgsize_when_input_fills_the_buffer),
         TEST(read_whole_returns_zero_for_empty_input),
+        TEST(a_watched_connection_still_open_at_exit_is_aborted),
+        TEST(a_closed_connection_is_not_aborted_at_exit_when_its_number_is_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,6 @@ static const struct command_line COMMAND_LINE = {.letters = "m:n:t:e",
                                                  .defaults = {.family = AF_INET,
                                                               .host = "localhost",
                                                               .port = DEFAULT_PORT,
-                                                              .message = GREETING,
                                                               .count = DEFAULT_COUNT,
                                                               .timeout = DEFAULT_TIMEOUT}};
 
@@ -40,9 +39,14 @@ static void update_interest(int epoll, struct client *client, int operation, int
 int main(int argc, char **argv) {
     set_up_program(argv[0]);
     struct options options = parse_options(argc, argv, &COMMAND_LINE);
-    static char greeting[PENDING_SIZE + 1]; /* every client gets it: read it once */
+    /* The greeting: -m's, else the tutorial's; an echo server (-e) sends back only what it
+     * receives, so it has none unless -m gives one. Every client gets it: read it once. */
+    const char *greeting_text = options.message     ? options.message
+                                : options.echo_mode ? ""
+                                                    : GREETING;
+    static char greeting[PENDING_SIZE + 1];
     size_t greeting_length =
-        load_message(options.message, greeting, sizeof greeting, "greeting too long");
+        load_message(greeting_text, greeting, sizeof greeting, "greeting too long");
     int wake_fd = catch_stop_signals(); /* readable once Ctrl-C or SIGTERM came */
 
     /* It starts like tcp_server: create the socket, bind an address, and listen. */
@@ -55,9 +59,11 @@ int main(int argc, char **argv) {
     struct sockaddr_storage address;
     socklen_t address_length = make_address(&options, SOCK_STREAM, &address);
     if (options.path != NULL) /* a UNIX address: a file */
-        claim_socket_file(options.path, SOCK_STREAM);
+        claim_socket_file(options.path);
     if (bind(listener, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
+    if (options.path != NULL) /* ours now: removed at exit, and on a signal that stops us */
+        own_socket_file(options.path);
     /* The tutorial's backlog of 10 is a number for a demo: a burst of clients would overflow it
      * (docs/hardened.md). SOMAXCONN asks for the most the system allows. */
     if (listen(listener, SOMAXCONN) == -1)
@@ -141,8 +147,9 @@ int main(int argc, char **argv) {
         }
 
         /* Each client that is ready, and only those: no turn looks at every client. epoll
-         * reports the peer's close and errors (EPOLLHUP, EPOLLERR) even unasked: read only
-         * when we asked for EPOLLIN, as select would. */
+         * reports the peer's close and errors (EPOLLHUP, EPOLLERR) even unasked: they make a
+         * client writable (a send will say what went wrong), and readable when we asked for
+         * EPOLLIN (recv says it), as select would. */
         for (int i = 0; i < event_count; i++) {
             struct client *client = events[i].data.ptr;
             if (client == NULL)
@@ -150,7 +157,7 @@ int main(int argc, char **argv) {
             uint32_t ready = events[i].events;
             int readable =
                 (client->interest & EPOLLIN) && (ready & (EPOLLIN | EPOLLHUP | EPOLLERR));
-            int writable = (ready & EPOLLOUT) != 0;
+            int writable = (ready & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0;
             int failed = readable && receive_from(client, options.echo_mode) == -1;
             if (!failed && (readable || writable))
                 failed = send_pending(client, options.echo_mode) == -1;

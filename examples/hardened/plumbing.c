@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -14,7 +15,8 @@
 #include <sys/un.h>
 #include <time.h>
 
-enum { LINE_SIZE = 512 }; /* the longest line of the log; PIPE_BUF is at least 512 */
+enum { LINE_SIZE = 512 };  /* the longest line of the log; PIPE_BUF is at least 512 */
+enum { BACKOFF_MS = 100 }; /* out of descriptors with none in reserve: the pause between tries */
 
 /* ---- errors ---- */
 
@@ -42,8 +44,9 @@ _Noreturn void usage_error(const char *format, ...) {
 
 /* A send to a peer that has closed raises SIGPIPE, whose default action kills the process
  * without a word. Ignored, the send fails with EPIPE instead, and we report it; the same for
- * a write to a closed pipe on stdout. (MSG_NOSIGNAL does it per call, but not on macOS before
- * 10.13 nor on older BSDs; SO_NOSIGPIPE per socket is missing on Linux: SIG_IGN is POSIX.)
+ * a write to a closed pipe on stdout. (MSG_NOSIGNAL does it per call, and POSIX.1-2008 has it,
+ * but macOS does not; SO_NOSIGPIPE per socket is the BSDs' and macOS's, not Linux's: SIG_IGN
+ * works everywhere.)
  * Descriptors 0, 1 and 2: started with one of them closed (`program >&-`), we would get its
  * number for our next socket, and print into the connection. So /dev/null fills the gap,
  * opened the wrong way round: any read or write there fails (EBADF), and the program says so.
@@ -121,13 +124,26 @@ struct options parse_options(int argc, char **argv, const struct command_line *c
         case 't': options.timeout = parse_number(optarg, "timeout", MAX_TIMEOUT); break;
         case 'e': options.echo_mode = 1; break;
         case ':': usage_error("option -%c needs an argument", optopt);
-        default: usage_error("unknown option -%c (try -h)", optopt);
+        default:
+            /* --help, the long form people type first, reads as the unknown option '-' of an
+             * element getopt is still in; as the argument of an option (-m --help) it is text. */
+            if (optopt == '-' && optind < argc && strcmp(argv[optind], "--help") == 0) {
+                fputs(command_line->usage, stdout);
+                exit(EXIT_SUCCESS);
+            }
+            usage_error("unknown option -%c (try -h)", optopt);
         }
     }
     if (optind < argc)
         usage_error("unexpected argument '%s' (try -h)", argv[optind]);
     if (options.family == AF_UNIX && host_or_port_given)
         usage_error("-u PATH takes no -H or -p");
+    if (options.path != NULL && family_given) /* else the last would win, unsaid */
+        usage_error("-u PATH takes no -4 or -6");
+    if (options.path != NULL && options.path[0] == '\0')
+        usage_error("-u needs a path (an empty one is no file)");
+    if (options.host != NULL && options.host[0] == '\0')
+        usage_error("-H needs a host");
     if (options.message != NULL && strcmp(options.message, "-") == 0 &&
         (fcntl(STDIN_FILENO, F_GETFL) & O_ACCMODE) == O_WRONLY)
         fail("stdin", strerror(EBADF)); /* it was closed: see set_up_program */
@@ -176,15 +192,20 @@ void print_ready_line(int sock, const struct options *options) {
     flush_log(); /* "listening" first */
     struct sockaddr_storage bound;
     socklen_t length = sizeof bound;
-    char host[INET6_ADDRSTRLEN], port[sizeof "65535"];
-    if (options->family == AF_UNIX)
+    /* NI_NUMERICHOST: a numeric address fits INET6_ADDRSTRLEN, and a link-local one names its
+     * interface too, "fe80::1%eth0": IF_NAMESIZE more (NI_MAXHOST is not POSIX). */
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE], port[sizeof "65535"];
+    if (options->family == AF_UNIX) {
         fprintf(stderr, "%s: ready on %s\n", program_name, options->path);
-    else if (getsockname(sock, (struct sockaddr *)&bound, &length) == 0 &&
-             getnameinfo((struct sockaddr *)&bound, length, host, sizeof host, port, sizeof port,
-                         NI_NUMERICHOST | NI_NUMERICSERV) == 0)
-        fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
-    else
+        return;
+    }
+    if (getsockname(sock, (struct sockaddr *)&bound, &length) == -1)
         die("getsockname");
+    int error = getnameinfo((struct sockaddr *)&bound, length, host, sizeof host, port, sizeof port,
+                            NI_NUMERICHOST | NI_NUMERICSERV);
+    if (error != 0)
+        fail("getnameinfo", gai_strerror(error));
+    fprintf(stderr, "%s: ready on %s port %s\n", program_name, host, port);
 }
 
 /* Our UNIX socket file, if we made one: it outlives the socket, so we remove it at exit. */
@@ -201,19 +222,21 @@ void own_socket_file(const char *path) {
     socket_file = path;
 }
 
-/* Free PATH for bind if it holds a socket file that an earlier run left behind, and take it as
- * ours: from now on a signal or exit removes it. Never delete anything else: not a file of
- * another kind, nor the socket of a server that still runs there. A connect tells, without
- * disturbing that server: a socket of the other type gets EPROTOTYPE when someone has bound
- * the path, ECONNREFUSED when nobody has. */
-void claim_socket_file(const char *path, int type) {
+/* Free PATH for bind if it holds a socket file that an earlier run left behind. Never delete
+ * anything else: not a file of another kind, nor the socket of a program that still runs
+ * there. A datagram socket's connect tells, without disturbing anyone (unix(7)): it succeeds
+ * on a live datagram socket (no data moves), fails with EPROTOTYPE on a live stream
+ * listener, and with ECONNREFUSED when nobody has the path bound. (A stream probe would be
+ * accepted by a live stream server, as a client.) The file becomes ours only once our bind
+ * has succeeded: own_socket_file. */
+void claim_socket_file(const char *path) {
     struct stat status;
     if (lstat(path, &status) == 0) {
         if (!S_ISSOCK(status.st_mode))
             fail(path, "exists and is not a socket");
         struct sockaddr_un address = {.sun_family = AF_UNIX};
         strcpy(address.sun_path, path); /* parse_options checked its length */
-        int probe = socket(AF_UNIX, type == SOCK_STREAM ? SOCK_DGRAM : SOCK_STREAM, 0);
+        int probe = socket(AF_UNIX, SOCK_DGRAM, 0);
         if (probe == -1)
             die("socket");
         int answered = connect(probe, (struct sockaddr *)&address, sizeof address) == 0;
@@ -226,7 +249,6 @@ void claim_socket_file(const char *path, int type) {
         if (unlink(path) == -1)
             die(path);
     }
-    own_socket_file(path);
 }
 
 /* connect, surviving EINTR. The handshake goes on after an interruption, so the next call
@@ -249,22 +271,33 @@ static int connect_retry(int sock, const struct sockaddr *address, socklen_t len
     return error == 0 ? 0 : -1;
 }
 
+/* The connection, until main has closed it. If we exit before, on an error or a signal, it
+ * is aborted on the way out, so that the peer sees a failure, not the clean end of a message
+ * that was cut short. (A descriptor number alone would not do: once closed, the number may
+ * be another file's.) */
+static volatile sig_atomic_t connection = -1;
+
 /* Close a connection with a reset (RST) instead of the end of the stream (FIN): linger 0
  * makes close throw away what is unsent and tell the peer that something went wrong. (If
  * setsockopt fails, the close still ends the connection, only not as a failure.) */
 void abort_connection(int sock) {
     struct linger reset = {.l_onoff = 1, .l_linger = 0};
     (void)setsockopt(sock, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    if (sock == connection)
+        connection = -1;
     close(sock);
 }
-
-/* The connection, until main has closed it. If we exit before, on an error, it is aborted
- * on the way out, so that the server sees a failure, not the clean end of our message. */
-static int connection = -1;
 
 static void abort_unclosed_connection(void) {
     if (connection != -1)
         abort_connection(connection);
+}
+
+void track_connection(int sock) {
+    static int registered;
+    if (!registered && atexit(abort_unclosed_connection) == 0)
+        registered = 1;
+    connection = sock;
 }
 
 void close_connection(int sock) {
@@ -284,8 +317,7 @@ int connect_to_server(const struct options *options) {
             die("socket");
         if (connect_retry(sock, (struct sockaddr *)&address, sizeof address) == -1)
             die("connect");
-        connection = sock;
-        atexit(abort_unclosed_connection);
+        track_connection(sock);
         return sock;
     }
     /* "localhost" means the loopback of the family: /etc/hosts may lack ::1. */
@@ -313,8 +345,7 @@ int connect_to_server(const struct options *options) {
     freeaddrinfo(found);
     if (sock == -1)
         die("connect");
-    connection = sock;
-    atexit(abort_unclosed_connection);
+    track_connection(sock);
     return sock;
 }
 
@@ -362,6 +393,8 @@ size_t load_message(const char *text, char *message, size_t size, const char *to
         length = (ssize_t)strlen(text);
         memcpy(message, text, (size_t)length);
     }
+    if (length == -1 && strcmp(text, "-") != 0) /* -m TEXT: a bad command line */
+        usage_error("%s: at most %zu bytes", too_long, size - 1);
     if (length == -1) {
         char limit[sizeof "at most 18446744073709551615 bytes"];
         snprintf(limit, sizeof limit, "at most %zu bytes", size - 1);
@@ -399,20 +432,55 @@ size_t next_piece(struct message *message, int sock, const char **piece) {
     }
 }
 
+/* Write all of bytes to stdout, past stdio. A stdout that another program shares with us
+ * may be non-blocking (O_NONBLOCK is a property of the open file, not of our descriptor:
+ * fcntl(2)): then a full pipe fails the write with EAGAIN, and we wait for room instead of
+ * losing data. */
+static void write_all_to_stdout(const char *bytes, size_t length) {
+    while (length > 0) {
+        ssize_t written = write(STDOUT_FILENO, bytes, length);
+        if (written == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd room = {.fd = STDOUT_FILENO, .events = POLLOUT};
+            if (poll(&room, 1, -1) == -1 && errno != EINTR)
+                die("stdout");
+            continue;
+        }
+        if (written == -1 && errno != EINTR)
+            die("stdout");
+        if (written > 0) {
+            bytes += written;
+            length -= (size_t)written;
+        }
+    }
+}
+
+void print_text(const char *text) {
+    if (fflush(stdout) == EOF) /* anything printf left in stdio's buffer goes first */
+        die("stdout");
+    write_all_to_stdout(text, strlen(text));
+}
+
 /* Bytes from the network, on stdout. On a terminal, each byte that is not printable text
  * shows as \xNN: a peer's escape sequences must not reach the terminal raw. */
 void print_received(const char *data, size_t length) {
+    if (fflush(stdout) == EOF)
+        die("stdout");
     if (!isatty(STDOUT_FILENO)) {
-        if (fwrite(data, 1, length, stdout) != length)
-            die("stdout");
+        write_all_to_stdout(data, length);
         return;
     }
-    for (size_t i = 0; i < length; i++) {
-        unsigned char byte = (unsigned char)data[i];
-        int shown =
-            isprint(byte) || byte == '\n' || byte == '\t' ? putchar(byte) : printf("\\x%02x", byte);
-        if (shown < 0)
-            die("stdout");
+    enum { CHUNK = 256 };  /* bytes shown per write */
+    char shown[4 * CHUNK]; /* "\xNN" for each of them at most */
+    for (size_t start = 0; start < length; start += CHUNK) {
+        size_t used = 0;
+        for (size_t i = start; i < length && i < start + CHUNK; i++) {
+            unsigned char byte = (unsigned char)data[i];
+            if (isprint(byte) || byte == '\n' || byte == '\t')
+                shown[used++] = (char)byte;
+            else
+                used += (size_t)snprintf(shown + used, sizeof shown - used, "\\x%02x", byte);
+        }
+        write_all_to_stdout(shown, used);
     }
 }
 
@@ -425,42 +493,68 @@ long long monotonic_ms(void) {
 
 /* ---- signals ---- */
 
-/* Ctrl-C (SIGINT) or SIGTERM in a one-shot program: remove our file, say why we stop, and die
- * of that same signal so that whoever started us sees it. Only async-signal-safe calls in
- * here, and no write that could wait: stderr may be a pipe that nobody reads, so write only
- * when poll says it has room (a few bytes then go in at once). SA_RESETHAND has put back the
- * default action, so the signal raised again ends us once the handler returns. */
+/* The signals that ask us to stop (Ctrl-C, kill, a closed terminal, Ctrl-\), and their names. */
+static const int STOP_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static const char *signal_name(int signal_number) {
+    return signal_number == SIGINT    ? "SIGINT"
+           : signal_number == SIGTERM ? "SIGTERM"
+           : signal_number == SIGHUP  ? "SIGHUP"
+                                      : "SIGQUIT";
+}
+
+/* A stop signal in a one-shot program: abort a connection cut short (its peer must not take
+ * half a message for a whole one), remove our file, say why we stop, and die of that same
+ * signal so that whoever started us sees it. Only async-signal-safe calls in here (signal-
+ * safety(7)), and no write that could wait: stderr may be a pipe that nobody reads, so write
+ * only when poll says it has room (a few bytes then go in at once). SA_RESETHAND has put back
+ * the default action, so the signal raised again ends us once the handler returns. */
 static void stop_at_once(int signal_number) {
-    const char *reason =
-        signal_number == SIGINT ? ": stopped by SIGINT\n" : ": stopped by SIGTERM\n";
+    const char *name = signal_name(signal_number);
+    if (connection != -1)
+        abort_connection(connection);
     remove_socket_file();
     struct pollfd room = {.fd = STDERR_FILENO, .events = POLLOUT};
     int said = poll(&room, 1, 0) == 1 &&
                write(STDERR_FILENO, program_name, strlen(program_name)) != -1 &&
-               poll(&room, 1, 0) == 1 && write(STDERR_FILENO, reason, strlen(reason)) != -1;
+               poll(&room, 1, 0) == 1 && write(STDERR_FILENO, ": stopped by ", 13) != -1 &&
+               poll(&room, 1, 0) == 1 && write(STDERR_FILENO, name, strlen(name)) != -1 &&
+               poll(&room, 1, 0) == 1 && write(STDERR_FILENO, "\n", 1) != -1;
     (void)said; /* if stderr is full or gone, there is no one to tell */
     raise(signal_number);
 }
 
-/* Install handler for SIGINT and SIGTERM with sigaction, whose behaviour POSIX fixes (signal's
+/* Install handler for the stop signals with sigaction, whose behaviour POSIX fixes (signal's
  * varies: glibc under _POSIX_C_SOURCE resets the handler and does not restart calls). While
- * one runs, the other waits. No SA_RESTART: a wait that a signal interrupts returns EINTR. */
+ * one runs, the others wait. No SA_RESTART: a wait that a signal interrupts returns EINTR. */
 static void handle_stop_signals(void (*handler)(int), int flags) {
     struct sigaction action = {.sa_handler = handler, .sa_flags = flags};
     sigemptyset(&action.sa_mask);
-    sigaddset(&action.sa_mask, SIGINT);
-    sigaddset(&action.sa_mask, SIGTERM);
-    if (sigaction(SIGINT, &action, NULL) == -1 || sigaction(SIGTERM, &action, NULL) == -1)
-        die("sigaction");
+    for (size_t i = 0; i < sizeof STOP_SIGNALS / sizeof STOP_SIGNALS[0]; i++)
+        sigaddset(&action.sa_mask, STOP_SIGNALS[i]);
+    for (size_t i = 0; i < sizeof STOP_SIGNALS / sizeof STOP_SIGNALS[0]; i++)
+        if (sigaction(STOP_SIGNALS[i], &action, NULL) == -1)
+            die("sigaction");
 }
 
 void stop_on_signal(void) { handle_stop_signals(stop_at_once, SA_RESETHAND); }
+
+/* SIGCONT's handler does nothing: its only use is that it exists, without SA_RESTART, so
+ * that a wait stopped by Ctrl-Z returns EINTR once continued (signal(7)). */
+static void do_nothing(int signal_number) { (void)signal_number; }
+
+void interrupt_on_continue(void) {
+    struct sigaction action = {.sa_handler = do_nothing};
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGCONT, &action, NULL) == -1)
+        die("sigaction");
+}
 
 /* In an event loop the handler only notes the signal and writes a byte into wake_pipe: the
  * loop watches the pipe like a socket, so it wakes at once even when the signal came just
  * before it began to wait, and calls stop_now. (Writing our lines, or anything that may wait,
  * is no job for a handler: it may have interrupted say.) */
-static volatile sig_atomic_t stop_signal; /* SIGINT or SIGTERM, once one came */
+static volatile sig_atomic_t stop_signal; /* one of STOP_SIGNALS, once one came */
 static int wake_pipe[2];
 
 /* write may set errno, which the code we interrupted may be about to read: so we put it back
@@ -487,7 +581,7 @@ int catch_stop_signals(void) {
 /* Our last line goes out if stderr takes it now (never waiting for a reader), the socket file
  * goes, and we die of that same signal so that whoever started us sees it. */
 _Noreturn void stop_now(void) {
-    say(stderr, "stopped by %s", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    say(stderr, "stopped by %s", signal_name(stop_signal));
     remove_socket_file();
     struct sigaction default_action = {.sa_handler = SIG_DFL};
     sigemptyset(&default_action.sa_mask);
@@ -533,6 +627,15 @@ static int write_now(int fd, const char *bytes, size_t length) {
         return 0; /* a non-blocking descriptor that another program shares with us */
     if (written == -1 && fd == STDOUT_FILENO)
         die("stdout");
+    /* A pipe takes such a write whole or not at all; a terminal that another program made
+     * non-blocking may take part of it. The rest then goes as it is taken, for a second at
+     * most, so that no line is cut in two. */
+    long long give_up_ms = monotonic_ms() + 1000;
+    while (written > 0 && (size_t)written < length && monotonic_ms() < give_up_ms) {
+        RETRY_ON_EINTR(ready, poll(&room, 1, 10));
+        ssize_t more = ready == 1 ? write(fd, bytes + written, length - (size_t)written) : 0;
+        written += more > 0 ? more : 0;
+    }
     return 1;
 }
 
@@ -648,31 +751,51 @@ struct client *new_client(int sock, const char *greeting, size_t greeting_length
 
 /* Accept one client that waits, with the tutorial's "accepting new socket". Returns its
  * socket, or -1 once none is left (EAGAIN) or accept failed (said on stderr). Out of
- * descriptors (EMFILE, ENFILE), the waiting connection would wake us at once, forever: so we
- * keep one descriptor in reserve, give it up to accept that client and turn it away at once
- * (it sees the connection close), then take it back. Once descriptors are free again,
- * clients come in as before. */
+ * descriptors (EMFILE, ENFILE), the waiting connections would wake us at once, forever: so we
+ * keep one descriptor in reserve, give it up to accept every waiting client and turn each away
+ * at once (it sees the connection close), then take it back. Once descriptors are free again,
+ * clients come in as before. With not even one to keep in reserve, we say so once and back
+ * off for BACKOFF_MS before each try, instead of spinning. */
 int accept_client(int listener) {
-    static int reserve = -2; /* -2: not opened yet; -1: could not be opened */
-    if (reserve == -2)
+    static int reserve = -1, backing_off;
+    if (reserve == -1)
         reserve = open("/dev/null", O_RDONLY);
     int sock;
     RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
     if (sock != -1) {
+        backing_off = 0;
         say(stdout, "accepting new socket");
         return sock;
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-        say(stderr, "accept: %s", strerror(errno));
-    if ((errno == EMFILE || errno == ENFILE) && reserve >= 0) {
-        close(reserve);
-        RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
-        if (sock != -1) {
-            say(stderr, "turned a client away: out of descriptors");
-            close(sock);
-        }
-        reserve = open("/dev/null", O_RDONLY);
+    int error = errno; /* say may change errno */
+    if (error == EAGAIN || error == EWOULDBLOCK)
+        return -1;
+    if ((error == EMFILE || error == ENFILE) && reserve == -1) {
+        if (!backing_off)
+            say(stderr, "accept: %s: no descriptor to spare, trying again every %d ms",
+                strerror(error), BACKOFF_MS);
+        backing_off = 1;
+        if (poll(NULL, 0, BACKOFF_MS) == -1 && errno != EINTR) /* a signal: the loop sees it */
+            die("poll");
+        return -1;
     }
+    say(stderr, "accept: %s", strerror(error));
+    if (error != EMFILE && error != ENFILE)
+        return -1;
+    close(reserve);
+    long turned_away = 0;
+    while (turned_away < SOMAXCONN) {
+        RETRY_ON_EINTR(sock, accept(listener, NULL, NULL));
+        if (sock == -1)
+            break;
+        close(sock);
+        turned_away++;
+    }
+    if (turned_away == 1)
+        say(stderr, "turned a client away: out of descriptors");
+    else if (turned_away > 1)
+        say(stderr, "turned %ld clients away: out of descriptors", turned_away);
+    reserve = open("/dev/null", O_RDONLY);
     return -1;
 }
 

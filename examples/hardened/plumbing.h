@@ -79,17 +79,18 @@ struct command_line {
 struct options parse_options(int argc, char **argv, const struct command_line *command_line);
 
 /* The -h of the event servers, which take the same options: EVENT_SERVER_USAGE("poll_server"). */
-#define EVENT_SERVER_USAGE(name)                                                            \
-    "usage: " name " [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n"        \
-    "       [-t SECONDS] [-e]\n"                                                            \
-    "  -4, -6      IPv4 (default) or IPv6\n"                                                \
-    "  -u PATH     a UNIX stream socket at PATH instead of IP\n"                            \
-    "  -H HOST     address to listen on (default localhost)\n"                              \
-    "  -p PORT     port to listen on (default 2525; 0 picks a free one)\n"                  \
-    "  -m TEXT     greeting (default \"Hello!\" and a newline; - reads stdin)\n"            \
-    "  -n COUNT    exit once this many clients have left (default 5; 0 = never)\n"          \
-    "  -t SECONDS  say \"Select timed out.\" after this long idle (default 5; 0 = never)\n" \
-    "  -e          echo: send back all a client sends (default: the tutorial's protocol)\n"
+#define EVENT_SERVER_USAGE(name)                                                               \
+    "usage: " name " [-4 | -6 | -u PATH] [-H HOST] [-p PORT] [-m TEXT] [-n COUNT]\n"           \
+    "       [-t SECONDS] [-e]\n"                                                               \
+    "  -4, -6      IPv4 (default) or IPv6\n"                                                   \
+    "  -u PATH     a UNIX stream socket at PATH instead of IP\n"                               \
+    "  -H HOST     address to listen on (default localhost)\n"                                 \
+    "  -p PORT     port to listen on (default 2525; 0 picks a free one)\n"                     \
+    "  -m TEXT     greeting (default \"Hello!\" and a newline, none with -e; - reads stdin)\n" \
+    "  -n COUNT    exit once this many clients have left (default 5; 0 = never)\n"             \
+    "  -t SECONDS  say \"Select timed out.\" after this long idle (default 5; 0 = never)\n"    \
+    "  -e          echo: send back exactly what a client sends (default: the tutorial's\n"     \
+    "              protocol)\n"
 
 /* ---- addresses ---- */
 
@@ -103,11 +104,11 @@ socklen_t make_address(const struct options *options, int type, struct sockaddr_
 /* Say on stderr where a bound socket is: "program: ready on 127.0.0.1 port 2525", or PATH. */
 void print_ready_line(int sock, const struct options *options);
 
-/* Free PATH for bind if a dead server left its socket file there, and remove it at exit and
- * on SIGINT or SIGTERM; fail if anything else is there, a live server's socket included. */
-void claim_socket_file(const char *path, int type);
+/* Free PATH for bind if a dead program left its socket file there; fail if anything else is
+ * there, a live program's socket included (without disturbing it). */
+void claim_socket_file(const char *path);
 
-/* Remove a socket file this program made (path, and from now on remove it at exit too). */
+/* Once bind has made the file at path: remove it at exit, and on a signal that stops us. */
 void own_socket_file(const char *path);
 
 /* Remove our socket file now, if we have one (async-signal-safe). */
@@ -118,7 +119,11 @@ void remove_socket_file(void);
  * on an error aborts it (the peer sees a reset, not the clean end of our message). */
 int connect_to_server(const struct options *options);
 
-/* Close the connection connect_to_server made, the normal way. */
+/* Watch over a connection (connect_to_server does it for its own): an exit or a stop signal
+ * before close_connection aborts it, so that the peer sees a failure. */
+void track_connection(int sock);
+
+/* Close a connection, the normal way (its peer sees the end), and stop watching over it. */
 void close_connection(int sock);
 
 /* Close a connection with a reset (RST): the peer sees that something went wrong. */
@@ -147,19 +152,28 @@ struct message {
  * connection sock is aborted (the peer sees a failure, not an end) and we exit. */
 size_t next_piece(struct message *message, int sock, const char **piece);
 
-/* Bytes from the network on stdout; on a terminal, unprintable bytes show as \xNN. */
+/* Bytes from the network on stdout; on a terminal, unprintable bytes show as \xNN. Like
+ * print_text, it waits for a non-blocking stdout rather than lose data. */
 void print_received(const char *data, size_t length);
+
+/* Text of ours on stdout, after what stdio holds; waits for a non-blocking stdout. */
+void print_text(const char *text);
 
 /* Milliseconds on a clock that only goes forward. */
 long long monotonic_ms(void);
 
 /* ---- signals ---- */
 
-/* One-shot programs: on SIGINT or SIGTERM, remove our socket file, say so, die of it. */
+/* One-shot programs: on SIGINT, SIGTERM, SIGHUP or SIGQUIT abort the connection being
+ * watched (track_connection), remove our socket file, say so, and die of that signal. */
 void stop_on_signal(void);
 
-/* Event loops: on SIGINT or SIGTERM only note it. Returns a descriptor that becomes
- * readable then: watch it with the sockets, and call stop_now when it is. */
+/* After a stop (Ctrl-Z) and continue, make the wait we were in return EINTR, so that a
+ * program can count its time from a deadline rather than from where the wait left off. */
+void interrupt_on_continue(void);
+
+/* Event loops: on SIGINT, SIGTERM, SIGHUP or SIGQUIT only note it. Returns a descriptor that
+ * becomes readable then: watch it with the sockets, and call stop_now when it is. */
 int catch_stop_signals(void);
 
 /* After catch_stop_signals's descriptor became readable: say why, remove our socket file,

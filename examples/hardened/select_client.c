@@ -42,6 +42,7 @@ static void say_on_a_terminal(const char *line);
 int main(int argc, char **argv) {
     set_up_program(argv[0]);
     struct options options = parse_options(argc, argv, &COMMAND_LINE);
+    stop_on_signal(); /* a signal mid-stream aborts the connection: see plumbing.h */
 
     /* Connect as tcp_client does. Then make the socket non-blocking: select says that a
      * send will not block, not that it takes all we give it, so send takes what it can. */
@@ -51,6 +52,12 @@ int main(int argc, char **argv) {
     make_nonblocking(sock);
     say_on_a_terminal("connected: each line you type is sent, Ctrl-D ends");
 
+    /* -t: give up once nothing has happened for that long, a deadline on a clock that only goes
+     * forward. After a stop (Ctrl-Z) and fg, the kernel would restart select with the time it
+     * had left when stopped: interrupt_on_continue makes select return EINTR instead, and we
+     * count again from the deadline. */
+    interrupt_on_continue();
+    long long deadline_ms = monotonic_ms() + options.timeout * 1000;
     char outgoing[BUFFER_SIZE]; /* read from stdin, not sent yet */
     size_t outgoing_length = 0;
     int input_ended = 0, server_ended = 0;
@@ -69,17 +76,22 @@ int main(int argc, char **argv) {
             FD_SET(sock, &write_set);
 
         /* Wait for whichever comes first: the keyboard, the network, or room to send. */
-        struct timeval timeout = {.tv_sec = options.timeout};
+        long long left_ms = deadline_ms - monotonic_ms();
+        if (options.timeout > 0 && left_ms <= 0) {
+            fprintf(stderr, "%s: nothing happened for %ld s\n", program_name, options.timeout);
+            exit(EXIT_FAILURE);
+        }
+        struct timeval timeout = {.tv_sec = (time_t)(left_ms / 1000),
+                                  .tv_usec = (suseconds_t)(left_ms % 1000) * 1000};
         int ready =
             select(sock + 1, &read_set, &write_set, NULL, options.timeout > 0 ? &timeout : NULL);
         if (ready == -1 && errno == EINTR)
             continue; /* a signal interrupted the wait: wait again */
         if (ready == -1)
             die("select");
-        if (ready == 0) {
-            fprintf(stderr, "%s: nothing happened for %ld s\n", program_name, options.timeout);
-            exit(EXIT_FAILURE);
-        }
+        if (ready == 0)
+            continue;                                          /* the deadline: said above */
+        deadline_ms = monotonic_ms() + options.timeout * 1000; /* something happened */
 
         /* The server sent something: print it as it comes, in whatever pieces. recv
          * returns 0 once the server has shut down its sending side. */

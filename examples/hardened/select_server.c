@@ -33,31 +33,41 @@ static const struct command_line COMMAND_LINE = {.letters = "m:n:t:e",
                                                  .defaults = {.family = AF_INET,
                                                               .host = "localhost",
                                                               .port = DEFAULT_PORT,
-                                                              .message = GREETING,
                                                               .count = DEFAULT_COUNT,
                                                               .timeout = DEFAULT_TIMEOUT}};
 
 int main(int argc, char **argv) {
     set_up_program(argv[0]);
     struct options options = parse_options(argc, argv, &COMMAND_LINE);
-    static char greeting[PENDING_SIZE + 1]; /* every client gets it: read it once */
+    /* The greeting: -m's, else the tutorial's; an echo server (-e) sends back only what it
+     * receives, so it has none unless -m gives one. Every client gets it: read it once. */
+    const char *greeting_text = options.message     ? options.message
+                                : options.echo_mode ? ""
+                                                    : GREETING;
+    static char greeting[PENDING_SIZE + 1];
     size_t greeting_length =
-        load_message(options.message, greeting, sizeof greeting, "greeting too long");
+        load_message(greeting_text, greeting, sizeof greeting, "greeting too long");
     int wake_fd = catch_stop_signals(); /* readable once Ctrl-C or SIGTERM came */
 
     /* It starts like tcp_server: create the socket, bind an address, and listen. */
     int listener = socket(options.family, SOCK_STREAM, 0);
     if (listener == -1)
         die("socket");
+    /* FD_SET on a descriptor of FD_SETSIZE or more writes past the fd_set: started with many
+     * descriptors open, even ours could be too large. Say so rather than corrupt memory. */
+    if (listener >= FD_SETSIZE || wake_fd >= FD_SETSIZE)
+        fail("socket", "descriptor too large for select (FD_SETSIZE)");
     int reuse = 1;
     if (setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse) == -1)
         die("setsockopt SO_REUSEADDR");
     struct sockaddr_storage address;
     socklen_t address_length = make_address(&options, SOCK_STREAM, &address);
     if (options.path != NULL) /* a UNIX address: a file */
-        claim_socket_file(options.path, SOCK_STREAM);
+        claim_socket_file(options.path);
     if (bind(listener, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
+    if (options.path != NULL) /* ours now: removed at exit, and on a signal that stops us */
+        own_socket_file(options.path);
     /* The tutorial's backlog of 10 is a number for a demo: a burst of clients would overflow it
      * (docs/hardened.md). SOMAXCONN asks for the most the system allows. */
     if (listen(listener, SOMAXCONN) == -1)

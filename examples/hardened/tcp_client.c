@@ -41,12 +41,12 @@ static int talk_to_an_echo_server(int sock, const struct options *options);
 int main(int argc, char **argv) {
     set_up_program(argv[0]);
     struct options options = parse_options(argc, argv, &COMMAND_LINE);
+    stop_on_signal(); /* a signal mid-stream aborts the connection: see plumbing.h */
 
     /* A client needs only a socket connected to the server (try it with no server running:
      * connect fails with "Connection refused"). */
     int sock = connect_to_server(&options);
-    if (printf("Client connected!\n") < 0)
-        die("stdout");
+    print_text("Client connected!\n");
 
     /* Optionally give up when sending stalls ("About timeouts"): SO_SNDTIMEO, once the server
      * stops taking what we send. (Receiving waits in poll: see wait_for_data.) */
@@ -54,14 +54,14 @@ int main(int argc, char **argv) {
     if (setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout) == -1)
         die("setsockopt SO_SNDTIMEO");
 
-    /* An echo server waits for us to speak first (-e): the same two loops, the other way. */
+    /* An echo server waits for us to speak first (-e): we send and receive at once. */
     if (options.echo_mode)
         return talk_to_an_echo_server(sock, &options);
 
     /* Receive until the server has finished. recv returns what has arrived so far, in
      * whatever pieces the network made, and 0 once the server has shut down its sending side.
      * We print each piece as it comes; the tutorial collects them and prints them at the end. */
-    printf("Received from server: ");
+    print_text("Received from server: ");
     char buffer[BUFFER_SIZE];
     ssize_t bytes_read;
     int hinted = 0;
@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
             print_received(buffer, (size_t)bytes_read);
     } while (bytes_read > 0);
     int receive_error = bytes_read == -1 ? errno : 0;
-    printf("\n"); /* ends the line, also before an error line */
+    print_text("\n"); /* ends the line, also before an error line */
     if (receive_error != 0)
         fail("recv", strerror(receive_error));
 
@@ -91,8 +91,7 @@ int main(int argc, char **argv) {
             length -= (size_t)bytes_sent;
         }
     }
-    if (printf("reply sent!\n") < 0)
-        die("stdout");
+    print_text("reply sent!\n");
 
     /* Done: close the connection. The server's recv returns 0. */
     close_connection(sock);
@@ -145,43 +144,59 @@ static _Noreturn void die_sending(const struct options *options) {
     exit(EXIT_FAILURE);
 }
 
-/* -e: send the whole reply, shut down our sending side so that the server sees its end, then
- * print all the server sends back, until it ends too. main's two loops, the other way round:
- * an echo server waits for us first. */
+/* -e: send the message and print what the server sends back, both at once. An echo server
+ * sends back while we send, and stops reading us while we do not read it: sending all first
+ * would wait for ever once both sides' buffers are full. So the socket is non-blocking, and
+ * one poll waits for either: data to print, or room to send. When all is sent we shut down
+ * our sending side, so that the server sees the end, and print until it ends too. -t: give
+ * up when nothing moves either way for that long. */
 static int talk_to_an_echo_server(int sock, const struct options *options) {
+    make_nonblocking(sock);
     struct message reply = {.text = options->message};
-    const char *piece;
-    size_t length;
-    while ((length = next_piece(&reply, sock, &piece)) > 0) {
-        while (length > 0) {
-            ssize_t bytes_sent;
-            RETRY_ON_EINTR(bytes_sent, send(sock, piece, length, 0));
-            if (bytes_sent == -1)
+    const char *piece = NULL;
+    size_t length = 0;
+    int sending = 1;
+    ssize_t bytes_read = 1;
+    print_text("Received from server: ");
+    while (bytes_read != 0) {
+        if (sending && length == 0 && (length = next_piece(&reply, sock, &piece)) == 0) {
+            sending = 0; /* all of it is sent */
+            if (shutdown(sock, SHUT_WR) == -1)
+                die("shutdown");
+        }
+        struct pollfd ready = {.fd = sock, .events = sending ? POLLIN | POLLOUT : POLLIN};
+        int waited = poll(&ready, 1, options->timeout > 0 ? (int)options->timeout * 1000 : -1);
+        if (waited == -1 && errno != EINTR)
+            die("poll");
+        if (waited == 0) {
+            printf("\n"); /* ends the line before the error line */
+            fflush(stdout);
+            fprintf(stderr, "%s: nothing sent nor received for %ld s\n", program_name,
+                    options->timeout);
+            exit(EXIT_FAILURE);
+        }
+        if (ready.revents & (POLLIN | POLLHUP | POLLERR)) {
+            char buffer[BUFFER_SIZE];
+            bytes_read = recv(sock, buffer, sizeof buffer, 0);
+            if (bytes_read == -1 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+                int receive_error = errno;
+                printf("\n"); /* ends the line before the error line */
+                fail("recv", strerror(receive_error));
+            }
+            if (bytes_read > 0)
+                print_received(buffer, (size_t)bytes_read);
+        }
+        if (sending && length > 0 && (ready.revents & (POLLOUT | POLLHUP | POLLERR))) {
+            ssize_t bytes_sent = send(sock, piece, length, 0);
+            if (bytes_sent == -1 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
                 die_sending(options);
-            piece += bytes_sent;
-            length -= (size_t)bytes_sent;
+            if (bytes_sent > 0) {
+                piece += bytes_sent;
+                length -= (size_t)bytes_sent;
+            }
         }
     }
-    if (shutdown(sock, SHUT_WR) == -1)
-        die("shutdown");
-    printf("reply sent!\n");
-
-    printf("Received from server: ");
-    char buffer[BUFFER_SIZE];
-    ssize_t bytes_read;
-    int hinted = 1; /* we have said all we had: no hint */
-    do {
-        wait_for_data(sock, options, &hinted);
-        RETRY_ON_EINTR(bytes_read, recv(sock, buffer, sizeof buffer, 0));
-        if (bytes_read > 0)
-            print_received(buffer, (size_t)bytes_read);
-    } while (bytes_read > 0);
-    int receive_error = bytes_read == -1 ? errno : 0;
-    if (printf("\n") < 0) /* ends the line, also before an error line */
-        die("stdout");
-    if (receive_error != 0)
-        fail("recv", strerror(receive_error));
-
+    print_text("\nreply sent!\n"); /* all sent, and all of the echo received */
     close_connection(sock);
     if (fflush(stdout) == EOF)
         die("stdout");

@@ -7,6 +7,7 @@
  * Where this port departs from the tutorial, and why: docs/differences.md. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -46,6 +47,10 @@ int main(int argc, char **argv) {
     if (strcmp(options.message, "-") == 0 && options.count != 1)
         usage_error("-m - reads stdin once, so it needs -n 1");
     stop_on_signal();
+    /* We print what clients send: a stdout that cannot take it must fail now, before a client
+     * believes its reply arrived (set_up_program put /dev/null, read-only, in a closed one). */
+    if ((fcntl(STDOUT_FILENO, F_GETFL) & O_ACCMODE) == O_RDONLY)
+        fail("stdout", strerror(EBADF));
 
     /* A stream socket of the chosen family: TCP over IPv4 or IPv6, or a UNIX stream. */
     int listener = socket(options.family, SOCK_STREAM, 0);
@@ -64,9 +69,11 @@ int main(int argc, char **argv) {
     struct sockaddr_storage address;
     socklen_t address_length = make_address(&options, SOCK_STREAM, &address);
     if (options.path != NULL) /* a UNIX address: a file */
-        claim_socket_file(options.path, SOCK_STREAM);
+        claim_socket_file(options.path);
     if (bind(listener, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
+    if (options.path != NULL) /* ours now: removed at exit, and on a signal that stops us */
+        own_socket_file(options.path);
 
     /* Listen: the kernel now completes connections and queues them until we accept them.
      * The tutorial's backlog of 10 is a number for a demo: a burst of clients would overflow
@@ -86,6 +93,7 @@ int main(int argc, char **argv) {
         }
         if (client == -1)
             die("accept");
+        track_connection(client); /* a signal before the end aborts it: see plumbing.h */
 
         /* -t: give up on a client that takes nothing, or sends nothing, for that long ("About
          * timeouts"), so that one idle client cannot hold up all those that wait behind it. */
@@ -99,22 +107,31 @@ int main(int argc, char **argv) {
         struct message greeting = {.text = options.message};
         const char *piece;
         size_t length;
-        while ((length = next_piece(&greeting, client, &piece)) > 0) {
+        int send_error = 0;
+        while (send_error == 0 && (length = next_piece(&greeting, client, &piece)) > 0) {
             while (length > 0) {
                 ssize_t bytes_sent;
                 RETRY_ON_EINTR(bytes_sent, send(client, piece, length, 0));
                 if (bytes_sent == -1) {
-                    drop_client(client, "send", options.timeout);
-                    goto next_client; /* the tutorial's `goto accept_another` */
+                    send_error = errno;
+                    break;
                 }
                 piece += bytes_sent;
                 length -= (size_t)bytes_sent;
             }
         }
+        /* A client that sends and closes without reading makes our send fail (EPIPE, or
+         * ECONNRESET): what it sent still waits for us, so read it before we say so. Any other
+         * failure (the -t timeout) ends this client at once. */
+        if (send_error != 0 && send_error != EPIPE && send_error != ECONNRESET) {
+            errno = send_error;
+            drop_client(client, "send", options.timeout);
+            continue; /* the tutorial's `goto accept_another` */
+        }
 
         /* Shut down our sending side only: the client sees the end of our message (its
          * recv returns 0), and we can still receive its reply. */
-        if (shutdown(client, SHUT_WR) == -1) {
+        if (send_error == 0 && shutdown(client, SHUT_WR) == -1) {
             drop_client(client, "shutdown", options.timeout);
             continue;
         }
@@ -137,10 +154,14 @@ int main(int argc, char **argv) {
             drop_client(client, "recv", options.timeout);
             continue;
         }
+        if (send_error != 0) { /* it sent all it had, and took nothing: say so, as a failure */
+            errno = send_error;
+            drop_client(client, "send", options.timeout);
+            continue;
+        }
 
         /* Done with this client; the listener waits for the next. */
-        close(client);
-    next_client:;
+        close_connection(client);
     }
 
     close(listener);

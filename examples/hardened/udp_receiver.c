@@ -56,10 +56,15 @@ int main(int argc, char **argv) {
     struct sockaddr_storage address;
     socklen_t address_length = make_address(&options, SOCK_DGRAM, &address);
     if (options.path != NULL) /* a UNIX address: a file */
-        claim_socket_file(options.path, SOCK_DGRAM);
+        claim_socket_file(options.path);
     if (bind(sock, (struct sockaddr *)&address, address_length) == -1)
         die("bind");
+    if (options.path != NULL) /* ours now: removed at exit, and on a signal that stops us */
+        own_socket_file(options.path);
     print_ready_line(sock, &options);
+    /* Non-blocking: a reply that cannot go out at once fails (EAGAIN) instead of waiting, see
+     * below; so we wait for each datagram in poll. */
+    make_nonblocking(sock);
 
     for (long answered = 0; options.count == 0 || answered < options.count; answered++) {
         if (printf("Waiting for data...\n") < 0) /* a broken stdout is said at once */
@@ -75,10 +80,16 @@ int main(int argc, char **argv) {
         struct iovec into = {.iov_base = buffer, .iov_len = sizeof buffer};
         struct msghdr datagram = {
             .msg_name = &sender, .msg_namelen = sizeof sender, .msg_iov = &into, .msg_iovlen = 1};
-        ssize_t bytes_read;
-        RETRY_ON_EINTR(bytes_read, recvmsg(sock, &datagram, 0));
-        if (bytes_read == -1)
-            die("recvmsg");
+        ssize_t bytes_read = -1;
+        while (bytes_read == -1) {
+            struct pollfd readable = {.fd = sock, .events = POLLIN};
+            if (poll(&readable, 1, -1) == -1 && errno != EINTR)
+                die("poll");
+            datagram.msg_namelen = sizeof sender;
+            bytes_read = recvmsg(sock, &datagram, 0);
+            if (bytes_read == -1 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+                die("recvmsg");
+        }
 
         /* Zero bytes is an empty datagram, not a closed connection: there is none. */
         printf("Received: ");
@@ -92,11 +103,12 @@ int main(int argc, char **argv) {
         /* Answer the address the datagram came from. A datagram is sent whole or not
          * at all, so there is no partial send to loop over. A reply that cannot go out is
          * said and skipped: one peer must not stop the receiver for the others. That
-         * includes a UNIX peer that never reads, whose full queue would make sendto wait:
-         * MSG_DONTWAIT (Linux, the BSDs, macOS) makes it fail at once (EAGAIN) instead. */
+         * includes a UNIX peer that never reads, whose full queue would make sendto wait: the
+         * socket is non-blocking, so it fails at once (EAGAIN) instead. (MSG_DONTWAIT would do
+         * it for one call, but it is not POSIX.1-2008.) */
         ssize_t bytes_sent;
-        RETRY_ON_EINTR(bytes_sent, sendto(sock, reply, reply_length, MSG_DONTWAIT,
-                                          (struct sockaddr *)&sender, datagram.msg_namelen));
+        RETRY_ON_EINTR(bytes_sent, sendto(sock, reply, reply_length, 0, (struct sockaddr *)&sender,
+                                          datagram.msg_namelen));
         if (bytes_sent == -1) /* it has gone, never had an address, or never reads */
             fprintf(stderr, "%s: sendto: %s: reply skipped\n", program_name, strerror(errno));
     }

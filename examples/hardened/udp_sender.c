@@ -59,10 +59,14 @@ int main(int argc, char **argv) {
 
     /* Bind our own end to any address and any port (the tutorial's ADDR_ANY, PORT_ANY): we
      * only receive replies, and the receiver learns our address from each datagram. */
-    struct sockaddr_storage own_address;
+    static struct sockaddr_storage own_address; /* static: its path outlives main, for exit */
     socklen_t own_length = make_own_address(&options, &own_address);
+    const char *own_path =
+        options.family == AF_UNIX ? ((struct sockaddr_un *)&own_address)->sun_path : NULL;
     if (bind(sock, (struct sockaddr *)&own_address, own_length) == -1)
-        die("bind");
+        die(own_path != NULL ? own_path : "bind"); /* a file: name it */
+    if (own_path != NULL) /* ours now: removed at exit, and on a signal that stops us */
+        own_socket_file(own_path);
 
     /* The tutorial's sendTo names the receiver in each call. We connect the datagram socket to
      * it instead (no handshake: the kernel only notes the address), and then use send: our
@@ -141,7 +145,6 @@ static socklen_t make_own_address(const struct options *options, struct sockaddr
     struct sockaddr_un *local = (struct sockaddr_un *)address;
     local->sun_family = AF_UNIX;
     strcpy(local->sun_path, path_with_pid);
-    own_socket_file(path_with_pid); /* from now on an exit or a signal removes it */
     return sizeof *local;
 }
 
