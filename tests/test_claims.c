@@ -44,24 +44,26 @@
 #include "harness.h"
 
 enum {
-    TIME_LIMIT_MS = 5000,          /* the longest a test waits for something that should happen */
-    SHORT_TIMEOUT_MS = 100,        /* the timeouts of claims 8, 9 and 13; and how long claim 14
-                                      watches for a connection that should not complete */
-    CPU_LIMIT_S = 10,              /* ends a run stuck in a loop that never waits */
-    TICK_US = 20000,               /* claim 7: a SIGALRM every 20 ms */
-    WAKE_TICK = 3,                 /* claim 7: the tick whose handler sends what recv waits for */
-    LAST_TICK = 250,               /* claim 7: the child gives up after 5 s of ticks */
-    SMALL_BUFFER_SIZE = 8192,      /* a socket buffer that fills quickly */
-    LARGE_SIZE = 256 * 1024,       /* one send much larger than that */
-    MAX_SENDS = 1000,              /* claim 2: a bound on the sends that fill the buffers */
-    BUFFER_SIZE = 1024,            /* the tutorial's receive buffer */
-    TOO_LONG_SIZE = 100,           /* claim 3: a datagram ... */
-    SHORT_BUFFER_SIZE = 10,        /* ... ten times longer than the buffer that receives it */
-    BACKLOG = 1,                   /* claim 14 */
-    CLIENTS = BACKLOG + 2,         /* claim 14: one more than Linux lets wait */
-    PRIVILEGED_PORT = 1023,        /* claim 11: the highest port below 1024 */
-    TRADITIONAL_PORT_START = 1024, /* where ports anyone may bind begin, traditionally */
-    NOBODY_ID = 65534,             /* uid and gid of "nobody" if the password file has none */
+    COMPILE_TIMEOUT_MS = 60000, /* for the one program a test builds */
+    TIME_LIMIT_MS = 5000,       /* the longest a test waits for something that should happen */
+    SHORT_TIMEOUT_MS = 100,     /* the timeouts of claims 8, 9 and 13; and how long claim 14
+                                   watches for a connection that should not complete */
+    CPU_LIMIT_S = 10,           /* ends a run stuck in a loop that never waits */
+    TICK_US = 20000,            /* claim 7: a SIGALRM every 20 ms */
+    WAKE_TICK = 3,              /* claim 7: the tick whose handler sends what recv waits for */
+    LAST_TICK = 250,            /* claim 7: the child gives up after 5 s of ticks */
+    SMALL_BUFFER_SIZE = 8192,   /* a socket buffer that fills quickly */
+    LARGE_SIZE = 256 * 1024,    /* one send much larger than that */
+    HUGE_SEND_SIZE = 16 * 1024 * 1024, /* claim 8: more than the buffers of a connection hold */
+    MAX_SENDS = 1000,                  /* claim 2: a bound on the sends that fill the buffers */
+    BUFFER_SIZE = 1024,                /* the tutorial's receive buffer */
+    TOO_LONG_SIZE = 100,               /* claim 3: a datagram ... */
+    SHORT_BUFFER_SIZE = 10,            /* ... ten times longer than the buffer that receives it */
+    BACKLOG = 1,                       /* claim 14 */
+    CLIENTS = BACKLOG + 2,             /* claim 14: one more than Linux lets wait */
+    PRIVILEGED_PORT = 1023,            /* claim 11: the highest port below 1024 */
+    TRADITIONAL_PORT_START = 1024,     /* where ports anyone may bind begin, traditionally */
+    NOBODY_ID = 65534,                 /* uid and gid of "nobody" if the password file has none */
     OUTPUT_SIZE = 512,
     IDENTITY_SIZE = 128,
 };
@@ -479,6 +481,73 @@ static void signal_makes_receive_fail_with_eintr_unless_sa_restart_retries_it(vo
     assert_string_equal(with_restart.ending, "exit 0");
 }
 
+/* A program built as ours are (_POSIX_C_SOURCE, -std=c11: no _DEFAULT_SOURCE) that installs its
+ * SIGALRM handler with signal(), says which flags that gave the handler, then waits twice in recv
+ * while the alarm comes every 20 ms. Every fifth alarm sends the byte recv waits for. */
+static const char signal_program[] =
+    "#define _POSIX_C_SOURCE 200809L\n"
+    "#include <errno.h>\n#include <signal.h>\n#include <stdio.h>\n#include <string.h>\n"
+    "#include <sys/socket.h>\n#include <sys/time.h>\n#include <unistd.h>\n"
+    "static int pair[2];\n"
+    "static volatile sig_atomic_t alarms;\n"
+    "static void on_alarm(int signal_number) {\n"
+    "    (void)signal_number;\n"
+    "    if (++alarms % 5 == 0)\n"
+    "        (void)!write(pair[1], \"!\", 1);\n"
+    "}\n"
+    "int main(void) {\n"
+    "    struct sigaction installed;\n"
+    "    struct itimerval every_20_ms = {{0, 20000}, {0, 20000}};\n"
+    "    char byte;\n"
+    "    if (socketpair(AF_UNIX, SOCK_DGRAM, 0, pair) != 0 ||\n"
+    "        signal(SIGALRM, on_alarm) == SIG_ERR || sigaction(SIGALRM, NULL, &installed) != 0 ||\n"
+    "        setitimer(ITIMER_REAL, &every_20_ms, NULL) != 0)\n"
+    "        return 3;\n"
+    "    printf(\"SA_RESTART %s, SA_RESETHAND %s\\n\",\n"
+    "           installed.sa_flags & SA_RESTART ? \"set\" : \"not set\",\n"
+    "           installed.sa_flags & SA_RESETHAND ? \"set\" : \"not set\");\n"
+    "    for (int wait = 1; wait <= 2; wait++) {\n"
+    "        ssize_t result = recv(pair[0], &byte, 1, 0);\n"
+    "        printf(\"recv %d: %s\\n\", wait, result == -1 ? strerror(errno) : \"a byte\");\n"
+    "        fflush(stdout);\n"
+    "    }\n"
+    "    return 0;\n"
+    "}\n";
+
+static void signal_on_glibc_under_posix_c_source_is_one_shot_without_sa_restart(void **state) {
+    (void)state;
+    const char *source = temp_path("signal_program.c");
+    FILE *file = fopen(source, "w");
+    assert_non_null(file);
+    assert_int_equal(fputs(signal_program, file) >= 0, true);
+    assert_int_equal(fclose(file), 0);
+    const char *cc = getenv("CC") != NULL && getenv("CC")[0] != '\0' ? getenv("CC") : "cc";
+    const char *program = temp_path("signal_program");
+    struct process *compiler = start_command(
+        ARGV("sh", "-c", formatted("%s -std=c11 -o %s %s 2>&1", cc, program, source)), NULL);
+    int compiled = finish(compiler, COMPILE_TIMEOUT_MS);
+    if (compiled != 0)
+        fail_msg("%s could not build the program:\n%s", cc, compiler->out.data);
+
+    struct process *run = start_command(ARGV(program), NULL);
+    int status = finish(run, FINISH_TIMEOUT_MS);
+#ifdef __GLIBC__
+    /* signal(2), Portability: without _DEFAULT_SOURCE glibc gives System V semantics. The
+     * first alarm ends recv with EINTR; the handler is then reset, and the second alarm
+     * kills the program before its second line. */
+    assert_string_equal(
+        run->out.data,
+        formatted("SA_RESTART not set, SA_RESETHAND set\nrecv 1: %s\n", strerror(EINTR)));
+    assert_int_equal(status, 128 + SIGALRM);
+#else
+    /* musl and the BSDs give signal() BSD semantics whatever the feature macros: SA_RESTART
+     * and a handler that stays, so each recv restarts until the fifth alarm's byte comes. */
+    assert_string_equal(run->out.data,
+                        "SA_RESTART set, SA_RESETHAND not set\nrecv 1: a byte\nrecv 2: a byte\n");
+    assert_int_equal(status, 0);
+#endif
+}
+
 /* ---- Claim 8 [event-driven]: what select reports ---- */
 
 /* select on one socket for reading, at most `timeout_ms`: 1 (readable) or 0 (timed out). */
@@ -536,6 +605,32 @@ static void select_times_out_reports_a_connection_or_close_and_counts_bits(void 
     assert_int_equal(received, 0);
 }
 
+/* "Ready to write" is room for some bytes, not for any send: select says a fresh connection is
+ * writable, and a blocking send of 16 MiB to a peer that reads nothing then waits for room. A
+ * send timeout (SO_SNDTIMEO) ends that wait, and send returns what it took: fewer bytes. */
+static void writable_means_room_for_a_small_send_not_for_any_send(void **state) {
+    (void)state;
+    int client, server;
+    tcp_connection(&client, &server, 0);
+    fd_set write_set;
+    FD_ZERO(&write_set);
+    assert_in_range(client, 0, FD_SETSIZE - 1);
+    FD_SET(client, &write_set);
+    struct timeval no_wait = {0};
+    int writable = select(client + 1, NULL, &write_set, NULL, &no_wait);
+
+    struct timeval send_timeout = {0, SHORT_TIMEOUT_MS * 1000};
+    assert_int_equal(
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout), 0);
+    static char big[HUGE_SEND_SIZE];
+    ssize_t taken = send(client, big, sizeof big, 0);
+    close_tracked(client);
+    close_tracked(server);
+
+    assert_int_equal(writable, 1);
+    assert_in_range(taken, 1, HUGE_SEND_SIZE - 1);
+}
+
 /* ---- Claim 9 [timeouts]: SO_RCVTIMEO and non-blocking receives fail with EAGAIN ---- */
 
 static void receive_fails_with_eagain_after_so_rcvtimeo_or_at_once_when_nonblocking(void **state) {
@@ -568,6 +663,42 @@ static void receive_fails_with_eagain_after_so_rcvtimeo_or_at_once_when_nonblock
     assert_int_equal(nonblocking_result, -1);
     assert_errno_equal(nonblocking_errno, EAGAIN);
     assert_int_equal(buffer[0], 'x');
+}
+
+/* A send under SO_SNDTIMEO that runs out of time after moving part of the data returns that
+ * part. A next one is not bound to fail: buffers may grow and take more, even from a peer
+ * that reads nothing. It fails with EAGAIN only once a call moves nothing in time; after the
+ * peer has read, a send takes data again. */
+static void timed_send_returns_its_part_and_fails_only_when_it_moves_nothing(void **state) {
+    (void)state;
+    int client, server;
+    tcp_connection(&client, &server, 0);
+    struct timeval send_timeout = {0, SHORT_TIMEOUT_MS * 1000};
+    assert_int_equal(
+        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout), 0);
+    static char big[HUGE_SEND_SIZE], drained[HUGE_SEND_SIZE];
+    ssize_t first = send(client, big, sizeof big, 0), result = first;
+    size_t sent_total = 0;
+    int sends = 0;
+    while (result > 0 && sends++ < MAX_SENDS) {
+        sent_total += (size_t)result;
+        result = send(client, big, sizeof big, 0);
+    }
+    int stuck_errno = eagain_or_errno();
+    /* The peer reads all that waits for it; then there is room again. */
+    for (size_t read_total = 0; read_total < sent_total;) {
+        ssize_t bytes_read = recv_within(server, drained, sizeof drained, 0);
+        assert_true(bytes_read > 0);
+        read_total += (size_t)bytes_read;
+    }
+    ssize_t after_reading = send(client, big, sizeof big, 0);
+    close_tracked(client);
+    close_tracked(server);
+
+    assert_in_range(first, 1, HUGE_SEND_SIZE - 1);
+    assert_int_equal(result, -1);
+    assert_errno_equal(stuck_errno, EAGAIN);
+    assert_in_range(after_reading, 1, HUGE_SEND_SIZE - 1);
 }
 
 /* ---- Claim 10 [stream server]: SO_REUSEADDR and TIME_WAIT ---- */
@@ -1071,8 +1202,11 @@ int main(void) {
         TEST(receive_into_a_zero_size_buffer_returns_zero_and_gets_nothing),
         TEST(send_to_a_closed_peer_fails_with_epipe_or_dies_of_sigpipe_unless_ignored),
         TEST(signal_makes_receive_fail_with_eintr_unless_sa_restart_retries_it),
+        TEST(signal_on_glibc_under_posix_c_source_is_one_shot_without_sa_restart),
         TEST(select_times_out_reports_a_connection_or_close_and_counts_bits),
+        TEST(writable_means_room_for_a_small_send_not_for_any_send),
         TEST(receive_fails_with_eagain_after_so_rcvtimeo_or_at_once_when_nonblocking),
+        TEST(timed_send_returns_its_part_and_fails_only_when_it_moves_nothing),
         TEST(restarted_server_binds_its_port_in_time_wait_only_with_so_reuseaddr),
         TEST(binding_a_port_below_1024_needs_privilege),
         TEST(unix_socket_tells_the_server_who_the_peer_is_and_an_ip_socket_cannot),
