@@ -160,6 +160,34 @@ static void connect_within_connects_is_refused_or_times_out_on_a_full_queue(void
     close_tracked(listener);
 }
 
+/* docs/connect-timeout.md: a UNIX listener whose queue is full has no handshake to wait for:
+ * connect_within fails at once with EAGAIN, long before its limit. */
+static void connect_within_fails_at_once_with_eagain_on_a_full_unix_queue(void **state) {
+    (void)state;
+    enum { LIMIT_MS = 60 * 1000, BACKLOG = 1, QUEUED = BACKLOG + 1 /* what Linux lets wait */ };
+    struct sockaddr_un address = unix_address(temp_path("full.sock"));
+    int listener = tracked(socket(AF_UNIX, SOCK_STREAM, 0));
+    assert_int_equal(bind(listener, (struct sockaddr *)&address, sizeof address), 0);
+    assert_int_equal(listen(listener, BACKLOG), 0);
+    for (int i = 0; i < QUEUED; i++)
+        assert_int_equal(connect_within(tracked(socket(AF_UNIX, SOCK_STREAM, 0)),
+                                        (struct sockaddr *)&address, sizeof address, LIMIT_MS),
+                         0);
+    int late = tracked(socket(AF_UNIX, SOCK_STREAM, 0));
+    long long start = now_ms();
+    int result = connect_within(late, (struct sockaddr *)&address, sizeof address, LIMIT_MS);
+    int late_errno = errno;
+    long long waited = now_ms() - start;
+    close_tracked(listener);
+#if defined(__linux__)
+    assert_int_equal(result, -1);
+    assert_int_equal(late_errno, EAGAIN);
+    assert_true(waited < LIMIT_MS / 2); /* at once: not the limit */
+#else
+    (void)result, (void)late_errno, (void)waited; /* other systems may queue more */
+#endif
+}
+
 /* docs/byte-order.md: the port goes in most significant byte first, the address made by hand
  * connects, and it prints back as it was written. */
 static void address_by_hand_is_in_network_byte_order_and_connects(void **state) {
@@ -245,6 +273,7 @@ int main(void) {
         TEST(framing_messages_and_lines_come_whole_through_one_byte_pieces),
         TEST(framing_refuses_a_huge_length_and_a_message_cut_short),
         TEST(connect_within_connects_is_refused_or_times_out_on_a_full_queue),
+        TEST(connect_within_fails_at_once_with_eagain_on_a_full_unix_queue),
         TEST(address_by_hand_is_in_network_byte_order_and_connects),
         TEST(keep_alive_sets_idle_interval_and_count),
         TEST(dual_stack_listener_takes_an_ipv4_client_as_a_mapped_address),
