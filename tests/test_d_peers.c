@@ -2,7 +2,7 @@
 /* test_d_peers.c: our programs against the tutorial's own D programs, each pair the tutorial
  * describes, with both sides' bytes and exit statuses checked exactly: the tutorial-sized
  * programs (bin/NAME), and the hardened ones (bin/hardened/NAME, "hardened_" tests). The D programs
- * are not in this repository: build them with ../shared/tutorial/d/build.sh DIR and run with
+ * are not in this repository: docs/testing.md says how to build them into a folder DIR; run with
  * D_PEERS=DIR; without D_PEERS every test here is skipped (even under REQUIRE_TOOLS=1: the D
  * programs are a choice, not a tool). They are IPv4 only, take their port as their first
  * argument and print no ready line (their stdout reaches a pipe only when they exit): a D
@@ -31,7 +31,7 @@ enum { WAIT_STEP_MS = 10 /* between two looks at /proc/net for a D server's sock
 
 #define SKIP_MESSAGE                                                              \
     "D peers: skipped: set D_PEERS=DIR to a folder of the tutorial's D programs " \
-    "(../shared/tutorial/d/build.sh DIR)\n"
+    "(docs/testing.md says how to build them)\n"
 
 /* ---- the D programs ---- */
 
@@ -48,8 +48,7 @@ static const char *d_peer(const char *name, const char *file, int line) {
         skip();
     const char *path = formatted("%s/%s", d_peers_dir(), name);
     if (access(path, X_OK) != 0) {
-        print_error("D_PEERS=%s has no program %s: build them with "
-                    "../shared/tutorial/d/build.sh DIR\n",
+        print_error("D_PEERS=%s has no program %s: docs/testing.md says how to build them\n",
                     d_peers_dir(), name);
         _fail(file, line);
     }
