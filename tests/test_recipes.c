@@ -199,6 +199,9 @@ static void address_by_hand_is_in_network_byte_order_and_connects(void **state) 
     char text[ADDRESS_TEXT];
     describe_ipv4(&example, text);
     assert_string_equal(text, "127.0.0.1 port 2525");
+    /* The old inet_addr() answers the broadcast address and a mistake alike (inet(3)). */
+    assert_int_equal(inet_addr("255.255.255.255"), INADDR_NONE);
+    assert_int_equal(inet_addr("no address"), INADDR_NONE);
 
     int port;
     int listener = listen_on_loopback(&port);
