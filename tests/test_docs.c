@@ -1088,12 +1088,22 @@ static bool check_definition(const struct page *page, int line, const char *name
 /* Check "`NAME` (value)" against the page's own code, when it defines NAME; else the example
  * the line links to, when that one does; else every example of both tiers that does; else
  * this system's headers. */
+/* The page's ```c blocks as one text: a link's `BUFFER_SIZE = 65536` in prose defines nothing. */
+static const char *page_code(const struct page *page) {
+    const char *code = "";
+    for (int open = 0, end; next_block(page, "c", &open, &end); open = end + 1) {
+        const char *first = page->lines[open + 1 < end ? open + 1 : end].text;
+        code = formatted("%s%.*s\n", code, (int)(page->lines[end].text - first), first);
+    }
+    return code;
+}
+
 static void check_quoted_number(const struct page *page, int line, const char *name,
                                 long long quoted, const char *linked) {
     glob_t found;
     long long value;
     int definitions = 0;
-    if (defined_value(page->text, name, &value) && ++definitions && value != quoted)
+    if (defined_value(page_code(page), name, &value) && ++definitions && value != quoted)
         problem(page->name, line, "`%s` (%lld) but the page's own code says %lld", name, quoted,
                 value);
     if (definitions == 0 && linked != NULL)
