@@ -24,11 +24,11 @@
  *    reads as the page's port (8765 with a udp_ program, else 2525) and the directory as
  *    /tmp/. Every command must exit within the deadline, with exactly the lines shown for it
  *    and the status shown.
- * 2. Line links: [`recvfrom(sock`, lines 59–60](../examples/udp_receiver.c#L59-L60) points
- *    inside the file, every `backticked` name in the link text occurs in those lines, and at
- *    least one occurs nowhere else in the file (comments count as code), so that it tells which
- *    lines are meant: a string printed once, a call with its arguments, a declaration. "line 12"
- *    or "lines 12–20" in the link text is the anchor's. A link to a heading,
+ * 2. Line links: [`recvfrom(sock, buffer`, lines 59–60](../examples/udp_receiver.c#L59-L60)
+ *    points inside the file, every `backticked` name in the link text occurs in those lines,
+ *    and at least one occurs nowhere else in the file (comments count as code), so that it tells
+ *    which lines are meant: a string printed once, a call with its arguments, a declaration.
+ *    "line 12" or "lines 12–20" in the link text is the anchor's. A link to a heading,
  *    [x](claims.md#6-sending-to-a-closed-peer) or [x](#sigpipe), finds it as GitHub names it.
  * 3. Diagrams: a mermaid sequenceDiagram lists its files, "%% code: examples/a.c examples/b.c",
  *    and every call `name()` in a message label occurs as "name(" in one of them. (That Mermaid
