@@ -24,8 +24,11 @@
  *    reads as the page's port (8765 with a udp_ program, else 2525) and the directory as
  *    /tmp/. Every command must exit within the deadline, with exactly the lines shown for it
  *    and the status shown.
- * 2. Line links: [`recvfrom`](../examples/udp_receiver.c#L59-L60) points inside the file, and
- *    every `backticked` name in the link text occurs in those lines. A link to a heading,
+ * 2. Line links: [`recvfrom(sock, buffer`, lines 59–60](../examples/udp_receiver.c#L59-L60)
+ *    points inside the file, every `backticked` name in the link text occurs in those lines,
+ *    and at least one occurs nowhere else in the file (comments count as code), so that it tells
+ *    which lines are meant: a string printed once, a call with its arguments, a declaration.
+ *    "line 12" or "lines 12–20" in the link text is the anchor's. A link to a heading,
  *    [x](claims.md#6-sending-to-a-closed-peer) or [x](#sigpipe), finds it as GitHub names it.
  * 3. Diagrams: a mermaid sequenceDiagram lists its files, "%% code: examples/a.c examples/b.c",
  *    and every call `name()` in a message label occurs as "name(" in one of them. (That Mermaid
@@ -709,19 +712,58 @@ static void check_transcripts(const struct page *page) {
 
 /* ---- 2. line links ---- */
 
-/* Every `name` in text[0, size) must occur in the lines: a problem for each that does not. */
+/* The backticked names of a link's text, one at a time: *name is the next, or NULL at the end. */
+static const char *next_name(const char **at, const char *end) {
+    const char *tick = memchr(*at, '`', (size_t)(end - *at)), *close;
+    if (tick == NULL || (close = memchr(tick + 1, '`', (size_t)(end - tick - 1))) == NULL)
+        return NULL;
+    *at = close + 1;
+    int length = (int)(close - tick - 1);
+    if (length > 2 && strncmp(close - 2, "()", 2) == 0)
+        length -= 2; /* `connect()` names connect */
+    return formatted("%.*s", length, tick + 1);
+}
+
+/* Every `name` in text[0, size) must occur in lines [from, to) of code, and one of them only
+ * there: a name found elsewhere in the file too ("printf", "die") does not tell which lines
+ * are meant, so a wrong range would pass. Comments count as the rest of the file does. */
 static void check_names_in(const struct page *page, int line, const char *text, size_t size,
-                           const char *lines, size_t length, const char *target) {
-    const char *tick = memchr(text, '`', size), *close;
-    while (tick != NULL && (close = memchr(tick + 1, '`', size - (size_t)(tick + 1 - text)))) {
-        int name_length = (int)(close - tick - 1);
-        if (name_length > 2 && strncmp(close - 2, "()", 2) == 0)
-            name_length -= 2; /* `connect()` names connect */
-        const char *name = formatted("%.*s", name_length, tick + 1);
-        if (!contains_name(lines, length, name))
+                           const char *code, const char *from, const char *to, const char *target) {
+    const char *name, *at = text, *names = "";
+    bool identified = false;
+    while ((name = next_name(&at, text + size)) != NULL) {
+        if (!contains_name(from, (size_t)(to - from), name))
             problem(page->name, line, "`%s` is not in %s", name, target);
-        tick = memchr(close + 1, '`', size - (size_t)(close + 1 - text));
+        else if (!contains_name(code, (size_t)(from - code), name) &&
+                 !contains_name(to, strlen(to), name))
+            identified = true;
+        names = formatted("%s%s`%s`", names, *names ? ", " : "", name);
     }
+    if (!identified)
+        problem(page->name, line,
+                "%s: %s%s: add a `name` found only in these lines, such as the call with its "
+                "arguments or the string it prints",
+                target, *names ? names : "the link text has no `name`",
+                *names == '\0'       ? ""
+                : strchr(names, ',') ? " occur elsewhere too"
+                                     : " occurs elsewhere too");
+}
+
+/* A link text that gives line numbers, "line 12" or "lines 12–20", must give its anchor's. */
+static void check_numbers_said(const struct page *page, int line, const char *text, size_t size,
+                               const char *target, int first, int last) {
+    const char *said = formatted("%.*s", (int)size, text), *numbers = said;
+    while ((numbers = strstr(numbers, "line")) != NULL &&
+           !isdigit((unsigned char)numbers[strspn(numbers, "lines ")]))
+        numbers++;
+    if (numbers == NULL)
+        return;
+    const char *expected =
+        first == last ? formatted("line %d", first) : formatted("lines %d–%d", first, last);
+    size_t length = strlen(expected);
+    if (strncmp(numbers, expected, length) != 0 || isdigit((unsigned char)numbers[length]) ||
+        strncmp(numbers + length, "–", strlen("–")) == 0)
+        problem(page->name, line, "%s: the link text must say \"%s\"", target, expected);
 }
 
 /* Check the link [text](target) whose target ends in #L12 or #L12-L20. */
@@ -747,7 +789,8 @@ static void check_line_link(const struct page *page, int line, const char *text,
     else {
         const char *from = file.lines[first - 1].text;
         const char *to = file.lines[last - 1].text + file.lines[last - 1].length;
-        check_names_in(page, line, text, size, from, (size_t)(to - from), target);
+        check_names_in(page, line, text, size, code, from, to, target);
+        check_numbers_said(page, line, text, size, target, first, last);
     }
     free(file.text);
     free(file.lines);
@@ -1045,12 +1088,22 @@ static bool check_definition(const struct page *page, int line, const char *name
 /* Check "`NAME` (value)" against the page's own code, when it defines NAME; else the example
  * the line links to, when that one does; else every example of both tiers that does; else
  * this system's headers. */
+/* The page's ```c blocks as one text: a link's `BUFFER_SIZE = 65536` in prose defines nothing. */
+static const char *page_code(const struct page *page) {
+    const char *code = "";
+    for (int open = 0, end; next_block(page, "c", &open, &end); open = end + 1) {
+        const char *first = page->lines[open + 1 < end ? open + 1 : end].text;
+        code = formatted("%s%.*s\n", code, (int)(page->lines[end].text - first), first);
+    }
+    return code;
+}
+
 static void check_quoted_number(const struct page *page, int line, const char *name,
                                 long long quoted, const char *linked) {
     glob_t found;
     long long value;
     int definitions = 0;
-    if (defined_value(page->text, name, &value) && ++definitions && value != quoted)
+    if (defined_value(page_code(page), name, &value) && ++definitions && value != quoted)
         problem(page->name, line, "`%s` (%lld) but the page's own code says %lld", name, quoted,
                 value);
     if (definitions == 0 && linked != NULL)
@@ -1171,7 +1224,7 @@ static void a_transcript_changed_by_one_character_fails(void **state) {
     free(page.lines);
 }
 
-static void every_line_link_points_at_lines_holding_the_names_it_shows(void **state) {
+static void every_line_link_names_what_only_its_lines_hold(void **state) {
     (void)state;
     check_every_page(check_line_links);
 }
@@ -1250,6 +1303,23 @@ static void a_wrong_quoted_value_is_found(void **state) {
     assert_int_equal(problems, 2);
 }
 
+/* A made-up page: a link that names only what the rest of the file has too ("printf") is
+ * found, as is one whose numbers are not its anchor's; a link whose string is printed only in
+ * its lines passes. */
+static void a_line_link_with_only_common_names_is_found(void **state) {
+    (void)state;
+    char text[] = "It prints [`printf`, line 92](../examples/tcp_client.c#L92).\n"
+                  "It prints [`\"reply sent!\\n\"`, line 91](../examples/tcp_client.c#L92).\n"
+                  "It prints [`\"reply sent!\\n\"`, line 92](../examples/tcp_client.c#L92).\n";
+    struct page page = page_of("docs/made-up.md", text);
+    quiet = true;
+    problems = 0;
+    check_line_links(&page);
+    quiet = false;
+    free(page.lines);
+    assert_int_equal(problems, 2);
+}
+
 /* A test of the pages may leave `quiet` on when it fails: put it back, then tear down. */
 static int tear_down_quiet(void **state) {
     quiet = false;
@@ -1264,7 +1334,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         PAGE_TEST(every_transcript_shows_exactly_what_its_commands_print),
         PAGE_TEST(a_transcript_changed_by_one_character_fails),
-        PAGE_TEST(every_line_link_points_at_lines_holding_the_names_it_shows),
+        PAGE_TEST(every_line_link_names_what_only_its_lines_hold),
+        PAGE_TEST(a_line_link_with_only_common_names_is_found),
         PAGE_TEST(every_link_to_a_heading_finds_it),
         PAGE_TEST(every_sequence_diagram_draws_only_calls_its_code_makes),
         PAGE_TEST(every_c_block_compiles_as_a_whole_file),
