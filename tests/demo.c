@@ -60,7 +60,7 @@ static void stream(void) {
     finish_conversation((struct process *[]){server, client}, 2);
 }
 
-/* Five clients of one program connected to select_server at the same time, each labelled
+/* Five clients of one program started at the same time against select_server, each labelled
  * `label` with "%d" for its number (at most 13 characters, to keep the column); input, when
  * not NULL, is each one's stdin, "%d" its number too. How their lines interleave depends on
  * timing: the server serves them all at once. */
@@ -82,7 +82,7 @@ static void five_clients(const char *client, const char *label, const char *inpu
 
 /* The tutorial's pairing: "run several copies of the client" to talk to the select server. */
 static void events(void) {
-    printf("\n== Events: select_server serves %d tcp_clients connected at the same time ==\n",
+    printf("\n== Events: select_server serves %d tcp_clients started at the same time ==\n",
            CLIENT_COUNT);
     five_clients("tcp_client", "tcp_client %d", NULL);
 }
