@@ -242,7 +242,7 @@ server_that_sent_the_first_fin_keeps_time_wait_and_only_so_reuseaddr_binds_again
     (void)state;
     need_capture();
     assert_string_equal(notes_of("time-wait"),
-                        "  after the TCP pair (tcp-pair above), both programs have exited:\n"
+                        "  after the TCP pair (as in tcp-pair), both programs have exited:\n"
                         "  ss -tan: TIME-WAIT  on tcp_server's side\n"
                         "  bind() to the same port without SO_REUSEADDR: Address already in use\n"
                         "  tcp_server on the same port (it sets SO_REUSEADDR): ready at once\n");
@@ -261,7 +261,7 @@ static void select_server_talks_with_two_clients_each_connection_in_its_order(vo
                       "select_server > %s SYN-ACK kernel, for the listening socket\n"
                       "%s > select_server ACK kernel: handshake done; accept() can return\n"
                       "select_server > %s PSH 7 \"Hello!\\n\" send()\n"
-                      "select_server > %s FIN shutdown(SHUT_WR)\n"
+                      "select_server > %s FIN shutdown(SHUT_WR): the client's recv() returns 0\n"
                       "%s > select_server PSH 4 \"%s\\n\" send() of a line read\n"
                       "%s > select_server FIN shutdown(SHUT_WR) at end of input: "
                       "select_server's recv() returns 0\n",

@@ -806,7 +806,7 @@ static void time_wait(struct capture *capture) {
     finish_all((struct process *[]){server, client}, 2, deadline_ms(FINISH_TIMEOUT_MS));
     wait_on_wire(capture, (struct wait_for){.connections = 1}, SETTLE_MS);
     stop_capture(capture);
-    printf("  after the TCP pair (tcp-pair above), both programs have exited:\n");
+    printf("  after the TCP pair (as in tcp-pair), both programs have exited:\n");
     if (!show_sockets_on(port, "tcp_server", "tcp_client")) {
         printf("  (expected TIME-WAIT on tcp_server's side)\n");
         failures++;
@@ -838,7 +838,8 @@ static void select_two(struct capture *capture) {
     struct process *server;
     int port = start_server(ARGV("select_server", "0"), &server);
     const char *ends = "shutdown(SHUT_WR) at end of input: select_server's recv() returns 0";
-    add_role(capture, "select_server", port, "send()", "shutdown(SHUT_WR)", "");
+    add_role(capture, "select_server", port, "send()",
+             "shutdown(SHUT_WR): the client's recv() returns 0", "");
     add_role(capture, "select_client 1", 0, "send() of a line read", ends, "");
     add_role(capture, "select_client 2", 0, "send() of a line read", ends, "");
     start_capture(capture, formatted("tcp port %d", port));
