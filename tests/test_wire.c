@@ -241,6 +241,7 @@ static void
 server_that_sent_the_first_fin_keeps_time_wait_and_only_so_reuseaddr_binds_again(void **state) {
     (void)state;
     need_capture();
+    NEED_TOOL("ss", "iproute2"); /* the time-wait scenario reads the table of sockets */
     assert_string_equal(notes_of("time-wait"),
                         "  after the TCP pair (as in tcp-pair), both programs have exited:\n"
                         "  ss -tan: TIME-WAIT  on tcp_server's side\n"
@@ -307,6 +308,7 @@ static void tcp_nodelay_sends_each_small_write_in_a_segment_of_its_own(void **st
 static void wire_exits_0_when_every_scenario_went_as_it_should(void **state) {
     (void)state;
     need_capture();
+    NEED_TOOL("ss", "iproute2"); /* the time-wait scenario reads the table of sockets */
     if (wire_status != 0)
         fail_msg("build/wire exited %d; it printed:\n%s", wire_status, all_timelines);
 }
@@ -316,6 +318,7 @@ static void wire_exits_0_when_every_scenario_went_as_it_should(void **state) {
 static void wire_md_shows_each_timeline_as_wire_prints_it(void **state) {
     (void)state;
     need_capture();
+    NEED_TOOL("ss", "iproute2"); /* the time-wait scenario reads the table of sockets */
     FILE *page = fopen(PAGE, "r");
     assert_non_null(page);
     char *text = NULL;

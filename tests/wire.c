@@ -962,6 +962,12 @@ int main(int argc, char *argv[]) {
         fprintf(stderr, "make wire needs tcpdump: apt-get install tcpdump\n");
         return EXIT_SURROUNDINGS;
     }
+    /* May tcpdump capture here? Asked before any scenario starts, so that the answer comes
+     * alone: a capture on a port nobody uses. */
+    static struct capture probe;
+    start_capture(&probe, "udp port 0");
+    stop_capture(&probe);
+    clean_up();
     signal(SIGPIPE, SIG_IGN); /* a reset connection fails a send with EPIPE, not kills us */
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (size_t i = 0; i < chosen_count; i++) {
