@@ -162,7 +162,31 @@ static const char *notes_of(const char *name) {
     return start;
 }
 
-#define assert_packets(name, who, expected) assert_string_equal(packets_of(name, who), expected)
+/* The first line where what we expect and what make wire printed differ, for a failure
+ * message that fits. */
+static const char *first_difference(const char *shown, const char *printed) {
+    int line = 1;
+    while (*shown != '\0' && *printed != '\0') {
+        size_t shown_length = strcspn(shown, "\n"), printed_length = strcspn(printed, "\n");
+        if (shown_length != printed_length || strncmp(shown, printed, shown_length) != 0)
+            break;
+        shown += shown_length + (shown[shown_length] == '\n');
+        printed += printed_length + (printed[printed_length] == '\n');
+        line++;
+    }
+    return formatted("line %d (times and plain ACKs left out): expected \"%.*s\", make wire "
+                     "prints \"%.*s\"",
+                     line, (int)strcspn(shown, "\n"), shown, (int)strcspn(printed, "\n"), printed);
+}
+
+/* Fail unless the scenario's packets (those that involve `who`, or all) are `expected`. */
+static void check_packets(const char *name, const char *who, const char *expected) {
+    const char *printed = packets_of(name, who);
+    if (strcmp(printed, expected) != 0)
+        fail_msg("scenario %s%s%s, %s", name, who ? ", packets of " : "", who ? who : "",
+                 first_difference(expected, printed));
+}
+#define assert_packets(name, who, expected) check_packets(name, who, expected)
 
 /* ---- each scenario's packets ---- */
 
@@ -341,8 +365,7 @@ static void wire_md_shows_each_timeline_as_wire_prints_it(void **state) {
         const char *expected = compared(printed, false);
         const char *on_page = compared(shown, false);
         if (strcmp(on_page, expected) != 0)
-            fail_msg("%s, scenario %s, shows:\n%s\nbut build/wire prints:\n%s", PAGE, name, on_page,
-                     expected);
+            fail_msg("%s, scenario %s: %s", PAGE, name, first_difference(on_page, expected));
         blocks++;
     }
     free(text);
