@@ -12,6 +12,7 @@
  * did not (or the capture saw no packet), 2 for a bad command line, no tcpdump, or no
  * permission to capture. Every wait has a deadline; tcpdump is stopped before we exit. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -33,7 +34,6 @@ enum {
     SNAP_BYTES = 128,             /* of each packet: the headers and the first bytes of data */
     MAX_PACKETS = 200,
     MAX_ROLES = 4,
-    MAX_CONNECTIONS = 4,
     SHOWN_DATA = 12, /* bytes of data shown on a line */
     SMALL_WRITES = 5,
     EXIT_SURROUNDINGS = 2,
@@ -345,9 +345,11 @@ static bool wait_on_wire(struct capture *capture, struct wait_for what, int time
     }
     if (seen(capture, &what))
         return true;
+    failures++;
+    if (capture->packet_count == 0)
+        return false; /* print_timeline says so, in one line */
     printf("  (the capture did not show the end within %d ms: the timeline may be cut short)\n",
            deadline_ms(timeout_ms));
-    failures++;
     return false;
 }
 
@@ -537,6 +539,14 @@ static _Noreturn void die(const char *what) {
     give_up(EXIT_FAILURE);
 }
 
+/* Our sockets must not pass to the programs we start: a copy held open there would keep a
+ * connection from closing as the scenario shows. */
+static int ours(int sock) {
+    if (sock == -1 || fcntl(sock, F_SETFD, FD_CLOEXEC) == -1)
+        die("socket");
+    return sock;
+}
+
 static struct sockaddr_in loopback_address(int port) {
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -553,9 +563,9 @@ static int port_of(int sock) {
 
 /* A socket of type bound to 127.0.0.1 and a free port, which *port gets. */
 static int bound_socket(int type, int *port) {
-    int sock = socket(AF_INET, type, 0);
+    int sock = ours(socket(AF_INET, type, 0));
     struct sockaddr_in address = loopback_address(0);
-    if (sock == -1 || bind(sock, (struct sockaddr *)&address, sizeof address) == -1)
+    if (bind(sock, (struct sockaddr *)&address, sizeof address) == -1)
         die("bind");
     *port = port_of(sock);
     return sock;
@@ -569,9 +579,9 @@ static int listening_socket(int *port) {
 }
 
 static int connected_socket(int port) {
-    int sock = socket(AF_INET, SOCK_STREAM, 0);
+    int sock = ours(socket(AF_INET, SOCK_STREAM, 0));
     struct sockaddr_in address = loopback_address(port);
-    if (sock == -1 || connect(sock, (struct sockaddr *)&address, sizeof address) == -1)
+    if (connect(sock, (struct sockaddr *)&address, sizeof address) == -1)
         die("connect");
     return sock;
 }
@@ -595,7 +605,7 @@ static int accepted_within(int listener, int timeout_ms) {
     int sock = accept(listener, NULL, NULL);
     if (sock == -1)
         die("accept");
-    return sock;
+    return ours(sock);
 }
 
 static void send_all(int sock, const char *text, size_t length) {
@@ -778,11 +788,11 @@ static bool show_sockets_on(int port, const char *server, const char *client) {
         const char *end = strchr(line, '\n');
         if (sscanf(line, "%31s %*s %*s %63s %63s", state, local, peer) == 3) {
             const char *local_port = strrchr(local, ':'), *peer_port = strrchr(peer, ':');
-            bool ours = local_port && atoi(local_port + 1) == port;
-            bool theirs = peer_port && atoi(peer_port + 1) == port;
-            if (ours || theirs)
-                printf("  ss -tan: %-10s on %s's side\n", state, ours ? server : client);
-            time_wait |= ours && strcmp(state, "TIME-WAIT") == 0;
+            bool servers_side = local_port && atoi(local_port + 1) == port;
+            bool clients_side = peer_port && atoi(peer_port + 1) == port;
+            if (servers_side || clients_side)
+                printf("  ss -tan: %-10s on %s's side\n", state, servers_side ? server : client);
+            time_wait |= servers_side && strcmp(state, "TIME-WAIT") == 0;
         }
         line = end ? end + 1 : NULL;
     }
@@ -813,11 +823,9 @@ static void time_wait(struct capture *capture) {
     }
 
     /* The port again, without SO_REUSEADDR: the TIME_WAIT connection holds it. */
-    int sock = socket(AF_INET, SOCK_STREAM, 0);
+    int sock = ours(socket(AF_INET, SOCK_STREAM, 0));
     struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     any.sin_addr.s_addr = htonl(INADDR_ANY);
-    if (sock == -1)
-        die("socket");
     int bound = bind(sock, (struct sockaddr *)&any, sizeof any);
     printf("  bind() to the same port without SO_REUSEADDR: %s\n",
            bound == 0 ? "succeeds" : strerror(errno));
