@@ -39,6 +39,7 @@ static const char PAGE[] = "docs/wire.md";
 /* Run build/wire with args (NULL-terminated), with PATH set to path unless it is NULL. */
 static struct process *run_wire(const char *const argv[], const char *path) {
     char *saved_path = strdup(getenv("PATH") ? getenv("PATH") : "");
+    assert_non_null(saved_path);
     if (path != NULL)
         setenv("PATH", path, 1);
     struct process *wire = start_command(argv, NULL);
@@ -99,6 +100,10 @@ static bool is_packet_line(const char *line, size_t length) {
  * runs of spaces made one; a plain ACK of the kernel ("kernel: ack") left out, unless
  * keep_acks; every other line as it is. */
 static const char *compared(const char *block, bool keep_acks) {
+    if (block == NULL) {
+        fail_msg("build/wire printed no such scenario; it printed:\n%s", all_timelines);
+        return "";
+    }
     size_t size = strlen(block) + 1;
     char *result = malloc(size);
     assert_non_null(result);
@@ -132,8 +137,10 @@ static const char *compared(const char *block, bool keep_acks) {
 /* The packets (and only those) of a scenario, as compared(), that involve `who` (NULL: all). */
 static const char *packets_of(const char *name, const char *who) {
     const char *block = block_of(all_timelines, name);
-    if (block == NULL)
+    if (block == NULL) {
         fail_msg("build/wire printed no scenario %s; it printed:\n%s", name, all_timelines);
+        return "";
+    }
     char *result = calloc(strlen(block) + 1, 1);
     assert_non_null(result);
     for (const char *line = block; *line != '\0';) {
@@ -164,19 +171,20 @@ static const char *notes_of(const char *name) {
 
 /* The first line where what we expect and what make wire printed differ, for a failure
  * message that fits. */
-static const char *first_difference(const char *shown, const char *printed) {
+static const char *first_difference(const char *expected, const char *printed) {
     int line = 1;
-    while (*shown != '\0' && *printed != '\0') {
-        size_t shown_length = strcspn(shown, "\n"), printed_length = strcspn(printed, "\n");
-        if (shown_length != printed_length || strncmp(shown, printed, shown_length) != 0)
+    while (*expected != '\0' && *printed != '\0') {
+        size_t expected_length = strcspn(expected, "\n"), printed_length = strcspn(printed, "\n");
+        if (expected_length != printed_length || strncmp(expected, printed, expected_length) != 0)
             break;
-        shown += shown_length + (shown[shown_length] == '\n');
+        expected += expected_length + (expected[expected_length] == '\n');
         printed += printed_length + (printed[printed_length] == '\n');
         line++;
     }
     return formatted("line %d (times and plain ACKs left out): expected \"%.*s\", make wire "
                      "prints \"%.*s\"",
-                     line, (int)strcspn(shown, "\n"), shown, (int)strcspn(printed, "\n"), printed);
+                     line, (int)strcspn(expected, "\n"), expected, (int)strcspn(printed, "\n"),
+                     printed);
 }
 
 /* Fail unless the scenario's packets (those that involve `who`, or all) are `expected`. */
@@ -356,14 +364,14 @@ static void wire_md_shows_each_timeline_as_wire_prints_it(void **state) {
         const char *start = fence + strlen("```text\n");
         const char *end = strstr(start, "```");
         assert_non_null(end);
-        const char *shown = formatted("%.*s", (int)(end - start), start);
+        const char *block = formatted("%.*s", (int)(end - start), start);
         char name[64];
-        assert_int_equal(sscanf(shown, "== %63[^:]:", name), 1);
+        assert_int_equal(sscanf(block, "== %63[^:]:", name), 1);
         const char *printed = block_of(all_timelines, name);
         if (printed == NULL)
             fail_msg("%s shows scenario %s, which build/wire does not print", PAGE, name);
         const char *expected = compared(printed, false);
-        const char *on_page = compared(shown, false);
+        const char *on_page = compared(block, false);
         if (strcmp(on_page, expected) != 0)
             fail_msg("%s, scenario %s: %s", PAGE, name, first_difference(on_page, expected));
         blocks++;

@@ -173,8 +173,9 @@ static int port_at(const unsigned char *bytes) { return bytes[0] << 8 | bytes[1]
 static bool complete(const struct packet *packet) {
     if (packet->byte_count < 20)
         return false;
-    size_t total = (size_t)(packet->bytes[2] << 8 | packet->bytes[3]);
-    return packet->byte_count >= (total < SNAP_BYTES ? total : SNAP_BYTES);
+    size_t total = (size_t)port_at(packet->bytes + 2); /* the IP length, a 16-bit field */
+    size_t shown = total < SNAP_BYTES ? total : SNAP_BYTES;
+    return packet->byte_count >= shown;
 }
 
 /* Take a packet apart (IPv4: the capture filter lets nothing else through). */
@@ -296,9 +297,9 @@ static bool connections_ended(const struct capture *capture, int connections) {
         bool over = false;
         for (size_t i = first; i < count && !over; i++) {
             struct decoded d = decode(&capture->packets[i]);
-            bool ours = (d.from_port == syn.from_port && d.to_port == syn.to_port) ||
-                        (d.from_port == syn.to_port && d.to_port == syn.from_port);
-            if (!ours)
+            bool this_connection = (d.from_port == syn.from_port && d.to_port == syn.to_port) ||
+                                   (d.from_port == syn.to_port && d.to_port == syn.from_port);
+            if (!this_connection)
                 continue;
             if (d.flags & TCP_RST)
                 over = true;
@@ -788,7 +789,7 @@ static void abort_on_signal(struct capture *capture) {
 static bool show_sockets_on(int port, const char *server, const char *client) {
     struct process *ss = start_command(ARGV("ss", "-tan"), NULL);
     finish(ss, deadline_ms(FINISH_TIMEOUT_MS));
-    bool time_wait = false;
+    bool in_time_wait = false;
     for (const char *line = ss->out.data; line != NULL && *line != '\0';) {
         char state[32], local[64], peer[64];
         const char *end = strchr(line, '\n');
@@ -798,11 +799,11 @@ static bool show_sockets_on(int port, const char *server, const char *client) {
             bool clients_side = peer_port && atoi(peer_port + 1) == port;
             if (servers_side || clients_side)
                 printf("  ss -tan: %-10s on %s's side\n", state, servers_side ? server : client);
-            time_wait |= servers_side && strcmp(state, "TIME-WAIT") == 0;
+            in_time_wait |= servers_side && strcmp(state, "TIME-WAIT") == 0;
         }
         line = end ? end + 1 : NULL;
     }
-    return time_wait;
+    return in_time_wait;
 }
 
 /* After the TCP pair: TIME_WAIT on the side that sent the first FIN, and a new listener on
@@ -901,9 +902,12 @@ static void small_writes(struct capture *capture, bool no_delay) {
     start_capture(capture, formatted("tcp port %d", port));
     int writer = connected_socket(port);
     int reader = accepted_within(listener, STEP_MS);
-    int off = 0, on = 1;
+    int on = 1;
+#ifdef TCP_QUICKACK /* Linux's: elsewhere the reader acks as its system does */
+    int off = 0;
     if (setsockopt(reader, IPPROTO_TCP, TCP_QUICKACK, &off, sizeof off) == -1)
         die("setsockopt TCP_QUICKACK");
+#endif
     if (no_delay && setsockopt(writer, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == -1)
         die("setsockopt TCP_NODELAY");
     for (int i = 0; i < SMALL_WRITES; i++)
@@ -912,10 +916,10 @@ static void small_writes(struct capture *capture, bool no_delay) {
     wait_on_wire(capture, (struct wait_for){.from = "writer", .bytes = SMALL_WRITES}, STEP_MS);
     close(writer);
     char buffer[SMALL_WRITES + 1];
-    ssize_t received;
-    while (readable_within(reader, STEP_MS) &&
-           (received = recv(reader, buffer, sizeof buffer, 0)) > 0)
-        continue; /* read until the end of the stream */
+    ssize_t received; /* read until the end of the stream */
+    do
+        received = readable_within(reader, STEP_MS) ? recv(reader, buffer, sizeof buffer, 0) : -1;
+    while (received > 0);
     close(reader);
     wait_on_wire(capture, (struct wait_for){.connections = 1}, SETTLE_MS);
     stop_capture(capture);
