@@ -33,7 +33,7 @@ need      = missing=0; for pair in $(1); do command -v $${pair%%:*} >/dev/null |
             echo "make $@ needs $${pair%%:*}: apt-get install $${pair\#*:}"; missing=1; }; \
             done; exit $$missing
 
-.PHONY: all demo test check lint portable bench clean cmocka
+.PHONY: all demo test check lint portable bench wire clean cmocka
 
 # Build the programs.
 all: $(BINARIES)
@@ -95,13 +95,18 @@ bench: all $(LOAD) $(BUILD)/bench_epoll_baseline $(BUILD)/bench
 	@if [ -f tests/bench_nodelay.c ]; then $(MAKE) --no-print-directory $(BUILD)/bench_nodelay \
 	    && BIN_DIR=$(BIN) $(BUILD)/bench_nodelay; fi
 
+# Each pair's packets on lo, captured by tcpdump and explained line by line (docs/wire.md);
+# SCENARIO=NAME runs one (build/wire -h lists them). Needs tcpdump, and root or CAP_NET_RAW.
+wire: all $(BUILD)/wire
+	BIN_DIR=$(BIN) $(BUILD)/wire $(SCENARIO)
+
 # Remove everything the build made.
 clean:
 	rm -rf bin build
 
-$(BUILD)/demo: tests/demo.c $(HARNESS)
+$(BUILD)/demo $(BUILD)/wire: $(BUILD)/%: tests/%.c $(HARNESS)
 	@mkdir -p $(BUILD)
-	$(CC) $(STRICT) $(CFLAGS) -o $@ tests/demo.c tests/harness.c
+	$(CC) $(STRICT) $(CFLAGS) -o $@ $< tests/harness.c
 
 # The load generator and the benchmark's programs: tools of the tests, not lessons.
 $(LOAD): tests/echo_load.c $(PLUMBING)
@@ -121,6 +126,9 @@ $(BUILD)/test_%: tests/test_%.c examples/socket_helpers.h $(PLUMBING) $(SOURCES)
 	@mkdir -p $(BUILD)
 	$(CC) $(STRICT) $(CFLAGS) -Iexamples -I$(BUILD)/recipes -o $@ $< tests/harness.c \
 	    tests/checks.c -lcmocka
+
+# test_wire runs build/wire, the program of make wire, from beside itself.
+$(BUILD)/test_wire: $(BUILD)/wire
 
 # test_recipes runs the recipes of docs/, saved from the pages as a reader would save them.
 $(BUILD)/test_recipes: $(BUILD)/recipes/saved
