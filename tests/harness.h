@@ -132,6 +132,9 @@ int ms_until(long long deadline);
 /* Peak resident memory of a running process in KiB (VmHWM, Linux), or -1 without /proc. */
 long peak_memory_kb(pid_t pid);
 
+/* Whether tool is an executable in a directory of PATH. */
+bool on_path(const char *tool);
+
 /* Whether tool is on PATH; if not, say which Debian package brings it. */
 bool have_tool(const char *tool, const char *package);
 

@@ -103,18 +103,6 @@ static int deadline_ms(int ms) { return under_valgrind() ? SLOWDOWN * ms : ms; }
 
 /* ---- the surroundings: tcpdump on PATH, and allowed to capture ---- */
 
-static bool on_path(const char *tool) {
-    const char *path = getenv("PATH");
-    for (const char *dir = path; dir != NULL && *dir != '\0';) {
-        const char *end = strchr(dir, ':');
-        size_t length = end ? (size_t)(end - dir) : strlen(dir);
-        if (access(formatted("%.*s/%s", (int)length, dir, tool), X_OK) == 0)
-            return true;
-        dir = end ? end + 1 : NULL;
-    }
-    return false;
-}
-
 static _Noreturn void give_up(int status) {
     clean_up();
     exit(status);
@@ -684,14 +672,19 @@ static int refusing_udp_port(int *port) {
     return sock;
 }
 
-/* udp_sender (tutorial-sized: sendto on an unconnected socket) to a port where nobody is. */
-static void udp_nobody(struct capture *capture) {
+/* udp_sender to a port where nobody is: the kernel answers with ICMP, and the sender says
+ * what, if anything, it heard of it. The tutorial-sized one sends with sendto() on an
+ * unconnected socket; the hardened one connects its socket, and sends with send(). */
+static void udp_to_nobody(struct capture *capture, bool hardened) {
     int port;
     int holder = refusing_udp_port(&port);
     add_role(capture, "nobody", port, "", "", "");
-    add_role(capture, "udp_sender", 0, "sendto()", "", "");
+    add_role(capture, "udp_sender", 0, hardened ? "send()" : "sendto()", "", "");
     start_capture(capture, formatted("udp port %d or icmp", port));
-    struct process *sender = start_program(ARGV("udp_sender", formatted("%d", port)), NULL);
+    const char *port_text = formatted("%d", port);
+    struct process *sender = start_program(hardened ? ARGV("hardened/udp_sender", "-p", port_text)
+                                                    : ARGV("udp_sender", port_text),
+                                           NULL);
     wait_on_wire(capture, (struct wait_for){.datagrams = 2}, SETTLE_MS);
     stop_capture(capture);
     finish(sender, deadline_ms(FINISH_TIMEOUT_MS));
@@ -701,23 +694,10 @@ static void udp_nobody(struct capture *capture) {
     close(holder);
 }
 
-/* The hardened udp_sender connects its socket: the same ICMP becomes ECONNREFUSED. */
-static void udp_refused(struct capture *capture) {
-    int port;
-    int holder = refusing_udp_port(&port);
-    add_role(capture, "nobody", port, "", "", "");
-    add_role(capture, "udp_sender", 0, "send()", "", "");
-    start_capture(capture, formatted("udp port %d or icmp", port));
-    struct process *sender =
-        start_program(ARGV("hardened/udp_sender", "-p", formatted("%d", port)), NULL);
-    finish(sender, deadline_ms(FINISH_TIMEOUT_MS));
-    wait_on_wire(capture, (struct wait_for){.datagrams = 2}, SETTLE_MS);
-    stop_capture(capture);
-    print_timeline(capture);
-    print_what_it_said(sender);
-    expect_status(sender, 1);
-    close(holder);
-}
+static void udp_nobody(struct capture *capture) { udp_to_nobody(capture, false); }
+
+/* The same ICMP becomes ECONNREFUSED on the hardened sender's connected socket. */
+static void udp_refused(struct capture *capture) { udp_to_nobody(capture, true); }
 
 static const char TCP_SERVER_ENDS[] = "shutdown(SHUT_WR): tcp_client's recv() returns 0";
 static const char TCP_CLIENT_ENDS[] = "close(): tcp_server's recv() returns 0";
