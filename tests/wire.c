@@ -702,7 +702,8 @@ static void udp_refused(struct capture *capture) { udp_to_nobody(capture, true);
 static const char TCP_SERVER_ENDS[] = "shutdown(SHUT_WR): tcp_client's recv() returns 0";
 static const char TCP_CLIENT_ENDS[] = "close(): tcp_server's recv() returns 0";
 
-static void tcp_pair(struct capture *capture) {
+/* The tutorial-sized TCP pair under capture, to its end; returns the server's port. */
+static int run_tcp_pair(struct capture *capture) {
     struct process *server;
     int port = start_server(ARGV("tcp_server", "0"), &server);
     add_role(capture, "tcp_server", port, "send()", TCP_SERVER_ENDS, "");
@@ -712,9 +713,14 @@ static void tcp_pair(struct capture *capture) {
     finish_all((struct process *[]){server, client}, 2, deadline_ms(FINISH_TIMEOUT_MS));
     wait_on_wire(capture, (struct wait_for){.connections = 1}, SETTLE_MS);
     stop_capture(capture);
-    print_timeline(capture);
     expect_status(server, 0);
     expect_status(client, 0);
+    return port;
+}
+
+static void tcp_pair(struct capture *capture) {
+    run_tcp_pair(capture);
+    print_timeline(capture);
 }
 
 /* Our own pair: the client sends, the server closes without reading it. */
@@ -794,15 +800,7 @@ static void time_wait(struct capture *capture) {
         failures++;
         return;
     }
-    struct process *server;
-    int port = start_server(ARGV("tcp_server", "0"), &server);
-    add_role(capture, "tcp_server", port, "send()", TCP_SERVER_ENDS, "");
-    add_role(capture, "tcp_client", 0, "send()", TCP_CLIENT_ENDS, "");
-    start_capture(capture, formatted("tcp port %d", port));
-    struct process *client = start_program(ARGV("tcp_client", formatted("%d", port)), NULL);
-    finish_all((struct process *[]){server, client}, 2, deadline_ms(FINISH_TIMEOUT_MS));
-    wait_on_wire(capture, (struct wait_for){.connections = 1}, SETTLE_MS);
-    stop_capture(capture);
+    int port = run_tcp_pair(capture);
     printf("  after the TCP pair (as in tcp-pair), both programs have exited:\n");
     if (!show_sockets_on(port, "tcp_server", "tcp_client")) {
         printf("  (expected TIME-WAIT on tcp_server's side)\n");
