@@ -54,8 +54,6 @@ const char *shown(const char *data, size_t length) {
     return formatted("\"%s\"%s", text, length > SHOWN_BYTES ? "..." : "");
 }
 
-int slow(int ms) { return under_valgrind() ? ms * VALGRIND_SLOWDOWN : ms; }
-
 short wait_for_socket(int fd, short events, long long deadline) {
     struct pollfd ready = {.fd = fd, .events = events};
     int result;

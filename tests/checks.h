@@ -20,10 +20,9 @@
 #include "harness.h"
 
 enum {
-    SHOWN_BYTES = 400,      /* of an output, in a failure message */
-    VALGRIND_SLOWDOWN = 10, /* deadlines are this many times longer under valgrind */
-    TUTORIAL_CLIENTS = 5,   /* the tutorial's select server exits once this many are done */
-    PATTERN_PERIOD = 251,   /* fill_pattern's bytes repeat every 251 (prime: no buffer aligns) */
+    SHOWN_BYTES = 400,    /* of an output, in a failure message */
+    TUTORIAL_CLIENTS = 5, /* the tutorial's select server exits once this many are done */
+    PATTERN_PERIOD = 251, /* fill_pattern's bytes repeat every 251 (prime: no buffer aligns) */
 };
 
 #define COUNT(array) (sizeof(array) / sizeof(array)[0])
@@ -42,9 +41,6 @@ enum {
 
 /* Bytes as a C string literal would show them, cut after SHOWN_BYTES. */
 const char *shown(const char *data, size_t length);
-
-/* A deadline in milliseconds, stretched when the programs run under valgrind. */
-int slow(int ms);
 
 /* Wait until fd is ready for `events` (POLLIN, POLLOUT): the events that came (POLLHUP and
  * POLLERR come unasked), or 0 at the deadline. */

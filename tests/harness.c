@@ -161,6 +161,8 @@ bool under_valgrind(void) {
     return valgrind != NULL && strcmp(valgrind, "1") == 0;
 }
 
+int slow(int ms) { return under_valgrind() ? ms * VALGRIND_SLOWDOWN : ms; }
+
 /* Start path with argv (argv[0] is only its name), after the wrapper's words if any. */
 static struct process *start(const char *path, const char *const argv[],
                              const struct run_options *options, const char *const *wrapper) {
@@ -343,6 +345,8 @@ static void read_some(struct process *const list[], size_t count, int timeout_ms
         if (fds[i].revents != 0)
             read_pipe(ends[i]);
 }
+
+void read_output(struct process *process, int timeout_ms) { read_some(&process, 1, timeout_ms); }
 
 /* "tcp_server: ready on 127.0.0.1 port 43125" -> 43125; "...ready on /tmp/x" -> 0. */
 static int find_ready_line(const struct process *server) {
@@ -611,6 +615,11 @@ long peak_memory_kb(pid_t pid) {
     return peak;
 }
 
+const char *c_compiler(void) {
+    const char *cc = getenv("CC");
+    return cc != NULL && cc[0] != '\0' ? cc : "cc";
+}
+
 bool on_path(const char *tool) {
     const char *path = getenv("PATH");
     for (const char *dir = path; dir != NULL && *dir != '\0';) {
@@ -621,6 +630,11 @@ bool on_path(const char *tool) {
         dir = end ? end + 1 : NULL;
     }
     return false;
+}
+
+bool tools_required(void) {
+    const char *required = getenv("REQUIRE_TOOLS");
+    return required != NULL && strcmp(required, "1") == 0;
 }
 
 bool have_tool(const char *tool, const char *package) {

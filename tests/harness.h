@@ -15,6 +15,7 @@ enum {
     INPUT_TIMEOUT_MS = 10 * 1000,  /* how long a program may take to read what send_input sent */
     NO_PORT = -1,                  /* wait_for_ready_line: no ready line came */
     TIMED_OUT = -1,                /* finish: the process was killed at the deadline */
+    VALGRIND_SLOWDOWN = 10,        /* deadlines are this many times longer under valgrind */
 };
 
 /* An argument list for start_program: ARGV("tcp_client", "-p", port). */
@@ -78,12 +79,20 @@ struct process *start_program(const char *const argv[], const struct run_options
 /* Whether make check runs the programs under valgrind (VALGRIND=1). */
 bool under_valgrind(void);
 
+/* A deadline in milliseconds, stretched VALGRIND_SLOWDOWN times when the programs run under
+ * valgrind. */
+int slow(int ms);
+
 /* Same, but look argv[0] up on PATH (for tools like nc). */
 struct process *start_command(const char *const argv[], const struct run_options *options);
 
 /* Read the server's stderr until "<name>: ready on <addr> port <N>" and return N, or 0 for
  * "<name>: ready on <path>" (UNIX socket). NO_PORT (with a message) if it never comes. */
 int wait_for_ready_line(struct process *server, int timeout_ms);
+
+/* Wait up to timeout_ms for the process to print something, on stdout or stderr, and read it
+ * into out and err. */
+void read_output(struct process *process, int timeout_ms);
 
 /* Read the process's stdout until it contains text. False (with a message) if it never does. */
 bool wait_for_output(struct process *process, const char *text, int timeout_ms);
@@ -132,22 +141,28 @@ int ms_until(long long deadline);
 /* Peak resident memory of a running process in KiB (VmHWM, Linux), or -1 without /proc. */
 long peak_memory_kb(pid_t pid);
 
+/* The C compiler a test builds a program with: $CC, as make test passes it, or else cc. */
+const char *c_compiler(void);
+
 /* Whether tool is an executable in a directory of PATH. */
 bool on_path(const char *tool);
+
+/* Whether a missing tool fails a test rather than skipping it: REQUIRE_TOOLS=1, as make check
+ * sets, so that nothing is left unchecked. */
+bool tools_required(void);
 
 /* Whether tool is on PATH; if not, say which Debian package brings it. */
 bool have_tool(const char *tool, const char *package);
 
 /* In a cmocka test that needs a tool (strace, nc, socat): skip the test when it is missing,
  * but fail it under REQUIRE_TOOLS=1, as make check sets, so that nothing is left unchecked. */
-#define NEED_TOOL(tool, package)                                \
-    do {                                                        \
-        if (!have_tool(tool, package)) {                        \
-            const char *required = getenv("REQUIRE_TOOLS");     \
-            if (required != NULL && strcmp(required, "1") == 0) \
-                _fail(__FILE__, __LINE__);                      \
-            skip();                                             \
-        }                                                       \
+#define NEED_TOOL(tool, package)           \
+    do {                                   \
+        if (!have_tool(tool, package)) {   \
+            if (tools_required())          \
+                _fail(__FILE__, __LINE__); \
+            skip();                        \
+        }                                  \
     } while (0)
 
 /* Kill and reap every process still running, free them all, remove the temporary directory. */

@@ -521,7 +521,7 @@ static void signal_on_glibc_under_posix_c_source_is_one_shot_without_sa_restart(
     assert_non_null(file);
     assert_int_equal(fputs(signal_program, file) >= 0, true);
     assert_int_equal(fclose(file), 0);
-    const char *cc = getenv("CC") != NULL && getenv("CC")[0] != '\0' ? getenv("CC") : "cc";
+    const char *cc = c_compiler();
     const char *program = temp_path("signal_program");
     struct process *compiler = start_command(
         ARGV("sh", "-c", formatted("%s -std=c11 -o %s %s 2>&1", cc, program, source)), NULL);

@@ -669,7 +669,7 @@ static bool runs_epoll_server(const struct transcript *t) {
 static int check_transcript(const struct page *page, int open, int end) {
     struct transcript *t = calloc(1, sizeof *t);
     int outcome = MALFORMED;
-    const char *tool, *required = getenv("REQUIRE_TOOLS");
+    const char *tool;
     if (t == NULL)
         exit(EXIT_FAILURE);
     t->page = page->name;
@@ -679,7 +679,7 @@ static int check_transcript(const struct page *page, int open, int end) {
         print_message("%s:%d: transcript skipped: epoll_server is Linux only\n", page->name,
                       open + 1);
     else if (parsed && (tool = missing_tool(t)) != NULL) {
-        if (required != NULL && strcmp(required, "1") == 0)
+        if (tools_required())
             problem(page->name, open + 1, "cannot check this transcript without %s", tool);
         else
             print_message("%s:%d: transcript skipped: no %s\n", page->name, open + 1, tool);
@@ -957,7 +957,7 @@ static bool block_compiles(const struct page *page, int open, int end) {
     for (int i = open + 1; i < end; i++)
         fprintf(file, "%.*s\n", page->lines[i].length, page->lines[i].text);
     assert_int_equal(fclose(file), 0);
-    const char *cc = getenv("CC") != NULL && getenv("CC")[0] != '\0' ? getenv("CC") : "cc";
+    const char *cc = c_compiler();
     const char *command =
         formatted("%s -std=c11 -Wall -Wextra -Wpedantic -Werror -Iexamples -c -o %s.o %s 2>&1", cc,
                   source, source);

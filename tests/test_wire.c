@@ -72,8 +72,7 @@ static void need_capture(void) {
         return;
     fprintf(stderr, "this test needs permission to capture on lo: run it as root, or setcap "
                     "cap_net_raw+ep $(command -v tcpdump)\n");
-    const char *required = getenv("REQUIRE_TOOLS");
-    if (required != NULL && strcmp(required, "1") == 0)
+    if (tools_required())
         fail_msg("no permission to capture, and REQUIRE_TOOLS=1");
     skip();
 }

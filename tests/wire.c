@@ -30,7 +30,6 @@ enum {
     CAPTURE_START_MS = 10 * 1000, /* tcpdump's "listening on lo" */
     SETTLE_MS = 5 * 1000,         /* the last packet of a conversation, once its programs end */
     STEP_MS = 10 * 1000,          /* one step of a scenario: a line printed, a connection */
-    SLOWDOWN = 10,                /* every deadline under valgrind (VALGRIND=1) */
     SNAP_BYTES = 128,             /* of each packet: the headers and the first bytes of data */
     MAX_PACKETS = 200,
     MAX_ROLES = 4,
@@ -99,9 +98,7 @@ struct capture {
 
 static int failures;
 
-static int deadline_ms(int ms) { return under_valgrind() ? SLOWDOWN * ms : ms; }
-
-/* ---- the surroundings: tcpdump on PATH, and allowed to capture ---- */
+/* ---- giving up ---- */
 
 static _Noreturn void give_up(int status) {
     clean_up();
@@ -109,42 +106,6 @@ static _Noreturn void give_up(int status) {
 }
 
 /* ---- reading tcpdump ---- */
-
-/* Read what one of tcpdump's pipes holds into output; close it at end of file. */
-static void read_into(int *fd, struct output *output) {
-    enum { CHUNK = 4096 };
-    if (output->capacity - output->length < CHUNK + 1) {
-        output->capacity = 2 * output->capacity + CHUNK + 1;
-        char *grown = realloc(output->data, output->capacity);
-        if (grown == NULL) {
-            perror("wire");
-            give_up(EXIT_FAILURE);
-        }
-        output->data = grown;
-    }
-    ssize_t bytes_read = read(*fd, output->data + output->length, CHUNK);
-    if (bytes_read == -1 && errno == EINTR)
-        return;
-    if (bytes_read > 0)
-        output->length += (size_t)bytes_read;
-    output->data[output->length] = '\0';
-    if (bytes_read <= 0) {
-        close(*fd);
-        *fd = -1;
-    }
-}
-
-/* Wait up to timeout_ms for tcpdump to print something, and read it. */
-static void read_tcpdump(struct process *tcpdump, int timeout_ms) {
-    struct pollfd pipes[2] = {{.fd = tcpdump->stdout_fd, .events = POLLIN},
-                              {.fd = tcpdump->stderr_fd, .events = POLLIN}};
-    if (poll(pipes, 2, timeout_ms) <= 0)
-        return;
-    if (pipes[0].revents != 0)
-        read_into(&tcpdump->stdout_fd, &tcpdump->out);
-    if (pipes[1].revents != 0)
-        read_into(&tcpdump->stderr_fd, &tcpdump->err);
-}
 
 /* The role whose port this is, or NULL. */
 static struct role *role_of(struct capture *capture, int port) {
@@ -331,10 +292,10 @@ static bool seen(const struct capture *capture, const struct wait_for *what) {
 
 /* Read tcpdump until the packets show what we wait for, or the deadline. */
 static bool wait_on_wire(struct capture *capture, struct wait_for what, int timeout_ms) {
-    long long deadline = now_ms() + deadline_ms(timeout_ms);
+    long long deadline = now_ms() + slow(timeout_ms);
     take_apart(capture);
     while (!seen(capture, &what) && capture->tcpdump->stdout_fd != -1 && ms_until(deadline) > 0) {
-        read_tcpdump(capture->tcpdump, ms_until(deadline));
+        read_output(capture->tcpdump, ms_until(deadline));
         take_apart(capture);
     }
     if (seen(capture, &what))
@@ -344,7 +305,7 @@ static bool wait_on_wire(struct capture *capture, struct wait_for what, int time
         return false; /* print_timeline says so, in one line */
     printf("  (the capture did not show what we waited for within %d ms: the timeline may be "
            "cut short)\n",
-           deadline_ms(timeout_ms));
+           slow(timeout_ms));
     return false;
 }
 
@@ -363,11 +324,11 @@ static void start_capture(struct capture *capture, const char *filter) {
                       NULL);
     capture->parsed = 0;
     capture->packet_count = 0;
-    long long deadline = now_ms() + deadline_ms(CAPTURE_START_MS);
+    long long deadline = now_ms() + slow(CAPTURE_START_MS);
     struct process *tcpdump = capture->tcpdump;
     while ((tcpdump->err.data == NULL || strstr(tcpdump->err.data, "listening on lo") == NULL) &&
            tcpdump->stderr_fd != -1 && ms_until(deadline) > 0)
-        read_tcpdump(tcpdump, ms_until(deadline));
+        read_output(tcpdump, ms_until(deadline));
     const char *said = tcpdump->err.data ? tcpdump->err.data : "";
     if (strstr(said, "listening on lo") != NULL)
         return;
@@ -386,10 +347,10 @@ static void start_capture(struct capture *capture, const char *filter) {
 static void stop_capture(struct capture *capture) {
     struct process *tcpdump = capture->tcpdump;
     kill(tcpdump->pid, SIGINT);
-    long long deadline = now_ms() + deadline_ms(STEP_MS);
+    long long deadline = now_ms() + slow(STEP_MS);
     while ((tcpdump->stdout_fd != -1 || tcpdump->stderr_fd != -1) && ms_until(deadline) > 0)
-        read_tcpdump(tcpdump, ms_until(deadline));
-    finish(tcpdump, deadline_ms(STEP_MS));
+        read_output(tcpdump, ms_until(deadline));
+    finish(tcpdump, slow(STEP_MS));
     take_apart(capture);
 }
 
@@ -583,7 +544,7 @@ static int connected_socket(int port) {
 
 /* Wait until sock is readable (or has an error), up to timeout_ms. */
 static bool readable_within(int sock, int timeout_ms) {
-    long long deadline = now_ms() + deadline_ms(timeout_ms);
+    long long deadline = now_ms() + slow(timeout_ms);
     struct pollfd ready = {.fd = sock, .events = POLLIN};
     int result;
     do
@@ -594,7 +555,7 @@ static bool readable_within(int sock, int timeout_ms) {
 
 static int accepted_within(int listener, int timeout_ms) {
     if (!readable_within(listener, timeout_ms)) {
-        fprintf(stderr, "wire: no connection came within %d ms\n", deadline_ms(timeout_ms));
+        fprintf(stderr, "wire: no connection came within %d ms\n", slow(timeout_ms));
         give_up(EXIT_FAILURE);
     }
     int sock = accept(listener, NULL, NULL);
@@ -638,7 +599,7 @@ static void add_role(struct capture *capture, const char *name, int port, const 
 /* A tutorial-sized server on port 0: its port, from its ready line. */
 static int start_server(const char *const argv[], struct process **server) {
     *server = start_program(argv, NULL);
-    int port = wait_for_ready_line(*server, deadline_ms(READY_TIMEOUT_MS));
+    int port = wait_for_ready_line(*server, slow(READY_TIMEOUT_MS));
     if (port <= 0) {
         fprintf(stderr, "wire: %s did not start\n", argv[0]);
         give_up(EXIT_FAILURE);
@@ -653,7 +614,7 @@ static void udp_pair(struct capture *capture) {
     add_role(capture, "udp_sender", 0, "sendto()", "", "");
     start_capture(capture, formatted("udp port %d", port));
     struct process *sender = start_program(ARGV("udp_sender", formatted("%d", port)), NULL);
-    finish_all((struct process *[]){receiver, sender}, 2, deadline_ms(FINISH_TIMEOUT_MS));
+    finish_all((struct process *[]){receiver, sender}, 2, slow(FINISH_TIMEOUT_MS));
     wait_on_wire(capture, (struct wait_for){.datagrams = 2}, SETTLE_MS);
     stop_capture(capture);
     print_timeline(capture);
@@ -687,7 +648,7 @@ static void udp_to_nobody(struct capture *capture, bool hardened) {
                                            NULL);
     wait_on_wire(capture, (struct wait_for){.datagrams = 2}, SETTLE_MS);
     stop_capture(capture);
-    finish(sender, deadline_ms(FINISH_TIMEOUT_MS));
+    finish(sender, slow(FINISH_TIMEOUT_MS));
     print_timeline(capture);
     print_what_it_said(sender);
     expect_status(sender, 1);
@@ -710,7 +671,7 @@ static int run_tcp_pair(struct capture *capture) {
     add_role(capture, "tcp_client", 0, "send()", TCP_CLIENT_ENDS, "");
     start_capture(capture, formatted("tcp port %d", port));
     struct process *client = start_program(ARGV("tcp_client", formatted("%d", port)), NULL);
-    finish_all((struct process *[]){server, client}, 2, deadline_ms(FINISH_TIMEOUT_MS));
+    finish_all((struct process *[]){server, client}, 2, slow(FINISH_TIMEOUT_MS));
     wait_on_wire(capture, (struct wait_for){.connections = 1}, SETTLE_MS);
     stop_capture(capture);
     expect_status(server, 0);
@@ -757,9 +718,9 @@ static void abort_on_signal(struct capture *capture) {
         start_program(ARGV("hardened/tcp_client", "-p", formatted("%d", port)), NULL);
     int server = accepted_within(listener, READY_TIMEOUT_MS);
     send_all(server, "Hello!\n", strlen("Hello!\n"));
-    if (wait_for_output(client, "Hello!", deadline_ms(STEP_MS)))
+    if (wait_for_output(client, "Hello!", slow(STEP_MS)))
         kill(client->pid, SIGINT);
-    finish(client, deadline_ms(FINISH_TIMEOUT_MS));
+    finish(client, slow(FINISH_TIMEOUT_MS));
     const char *returned = what_recv_returns(server);
     wait_on_wire(capture, (struct wait_for){.connections = 1}, SETTLE_MS);
     stop_capture(capture);
@@ -774,7 +735,7 @@ static void abort_on_signal(struct capture *capture) {
 /* The rows of `ss -tan` with this port at either end, each shown as whose side it is. */
 static bool show_sockets_on(int port, const char *server, const char *client) {
     struct process *ss = start_command(ARGV("ss", "-tan"), NULL);
-    finish(ss, deadline_ms(FINISH_TIMEOUT_MS));
+    finish(ss, slow(FINISH_TIMEOUT_MS));
     bool in_time_wait = false;
     for (const char *line = ss->out.data; line != NULL && *line != '\0';) {
         char state[32], local[64], peer[64];
@@ -819,7 +780,7 @@ static void time_wait(struct capture *capture) {
 
     /* tcp_server sets SO_REUSEADDR: it starts on that port at once. */
     struct process *again = start_program(ARGV("tcp_server", formatted("%d", port)), NULL);
-    int ready = wait_for_ready_line(again, deadline_ms(READY_TIMEOUT_MS));
+    int ready = wait_for_ready_line(again, slow(READY_TIMEOUT_MS));
     printf("  tcp_server on the same port (it sets SO_REUSEADDR): %s\n",
            ready == port ? "ready at once" : "did not start");
     failures += ready != port;
@@ -843,19 +804,19 @@ static void select_two(struct capture *capture) {
      * server's FIN that follows it is on the wire; a line, when the server has read it; an
      * end of input, when the server has seen the client go. */
     struct process *first = start_program(ARGV("select_client", port_text), &typed);
-    bool steps = wait_for_output(first, "Hello!\n", deadline_ms(STEP_MS)) &&
+    bool steps = wait_for_output(first, "Hello!\n", slow(STEP_MS)) &&
                  wait_on_wire(capture, (struct wait_for){.fins = 1}, STEP_MS);
     struct process *second = start_program(ARGV("select_client", port_text), &typed);
-    steps = steps && wait_for_output(second, "Hello!\n", deadline_ms(STEP_MS)) &&
+    steps = steps && wait_for_output(second, "Hello!\n", slow(STEP_MS)) &&
             wait_on_wire(capture, (struct wait_for){.fins = 2}, STEP_MS) &&
             send_input(first, "one\n") &&
-            wait_for_output(server, "socket sent data\n", deadline_ms(STEP_MS)) &&
+            wait_for_output(server, "socket sent data\n", slow(STEP_MS)) &&
             send_input(second, "two\n") &&
-            wait_for_output(server, "socket sent data\nsocket sent data\n", deadline_ms(STEP_MS));
+            wait_for_output(server, "socket sent data\nsocket sent data\n", slow(STEP_MS));
     close_input(first);
-    steps = steps && wait_for_output(server, "socket disconnected\n", deadline_ms(STEP_MS));
+    steps = steps && wait_for_output(server, "socket disconnected\n", slow(STEP_MS));
     close_input(second);
-    finish_all((struct process *[]){first, second}, 2, deadline_ms(FINISH_TIMEOUT_MS));
+    finish_all((struct process *[]){first, second}, 2, slow(FINISH_TIMEOUT_MS));
     wait_on_wire(capture, (struct wait_for){.connections = 2}, SETTLE_MS);
     stop_capture(capture);
     stop(server); /* it waits for five clients: two are enough to show */
